@@ -1,0 +1,312 @@
+"""The Python API: what the CLI does, callable from scripts and tests (docs/api.md).
+
+Every request is validated here, then recorded as one journal row in one transaction, and
+the daemon is woken. Only a submission is also accepted on the spot (the job row exists
+when `submit` returns, so its id can be printed and named by the next submission); every
+decision about it is still the tick's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from engine import journal, wake
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.config import Config, load_config
+from engine.errors import TockError
+from engine.paths import Layout, layout_for
+from engine.queries import HistoryEntry, JobInfo, WhyNode, get_job, history, list_jobs, why
+from engine.store import open_db, translated_errors, write
+from engine.submission import JobSpec, accept_submit
+from engine.users import current_user, may_change
+
+DEFAULT_NAME_LENGTH = 60  # LSF: a job's default name is the last 60 characters of its command
+MAX_NAME_LENGTH = 512
+
+
+def command_line(command: str | Sequence[str]) -> str:
+    """One argument is a shell command line used verbatim; several are quoted and joined."""
+    if isinstance(command, str):
+        line = command
+    elif len(command) == 1:
+        line = command[0]
+    else:
+        line = shlex.join(command)
+    if not line.strip():
+        raise TockError("the command is empty")
+    return line
+
+
+def check_name(name: str) -> str:
+    if not name or not name.strip():
+        raise TockError("a job name cannot be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise TockError(f"a job name is at most {MAX_NAME_LENGTH} characters")
+    if any(ch in name for ch in "\n\r\t\0"):
+        raise TockError("a job name cannot hold control characters")
+    if name.endswith("*"):
+        raise TockError(f"job name '{name}': a name cannot end with '*' (the wildcard)")
+    return name
+
+
+class Tock:
+    """A handle on one Tock database, acting as one user."""
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        user: str | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.layout: Layout = layout_for(db)
+        self.clock = clock
+        self.user = user or current_user()
+        self._config = config
+        self._conn: sqlite3.Connection | None = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @property
+    def db_path(self) -> Path:
+        return self.layout.db
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.layout.db)
+        return self._config
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_db(self.layout.db)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Tock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _guarded(self) -> contextlib.AbstractContextManager[None]:
+        """SQLite trouble (locked, corrupt) as a one-line TockError naming the file."""
+        return translated_errors(self.layout.db)
+
+    def _wake(self) -> None:
+        wake.poke(self.layout.wake_fifo)
+
+    def _owned_job(self, conn: sqlite3.Connection, job_id: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None or row["deleted"]:
+            raise TockError(f"Job <{job_id}>: No matching job found")
+        if not may_change(self.user, row["user"], self.config.admins):
+            raise TockError(
+                f"Job <{job_id}>: user {self.user} may not change a job of user {row['user']}"
+            )
+        return row
+
+    # -- requests -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        command: str | Sequence[str],
+        *,
+        name: str | None = None,
+        condition: str | None = None,
+        hold: bool = False,
+        terminate_orphan: bool = False,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> int:
+        """Submit a job; its id. Nothing is created when the request is refused."""
+        line = command_line(command)
+        job_name = check_name(name) if name is not None else line[-DEFAULT_NAME_LENGTH:]
+        if terminate_orphan and condition is None:
+            raise TockError("-ti needs a dependency condition (-w)")
+        workdir = Path(cwd if cwd is not None else os.getcwd()).absolute()
+        tree = None
+        if condition is not None:
+            from engine.condparse import parse_condition
+
+            parsed = parse_condition(condition)
+            if not parsed.ok:
+                raise TockError(str(parsed.diagnostics[0]))
+            tree = parsed.tree
+        environment = dict(os.environ if env is None else env)
+        with self._guarded():
+            conn = self.conn
+            with write(conn):
+                nodes = []
+                if tree is not None:
+                    from engine.rules import Resolver, compile_condition
+
+                    nodes = compile_condition(tree, Resolver(conn, self.user))
+                job_id = int(
+                    conn.execute(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'job' RETURNING value"
+                    ).fetchone()[0]
+                )
+                out, err = self._output_paths(job_id, workdir, stdout, stderr)
+                spec = JobSpec(
+                    id=job_id,
+                    name=job_name,
+                    user=self.user,
+                    command=line,
+                    cwd=str(workdir),
+                    stdout=out,
+                    stderr=err,
+                    env=environment,
+                    condition=None if tree is None else condition.strip(),  # type: ignore[union-attr]
+                    nodes=nodes,
+                    hold=hold,
+                    terminate_orphan=terminate_orphan,
+                )
+                now = self.clock.now()
+                row_id = journal.append(
+                    conn,
+                    time=now,
+                    kind=journal.SUBMIT,
+                    user=self.user,
+                    job_id=job_id,
+                    payload=spec.payload(),
+                )
+                accept_submit(conn, row_id, now, spec)
+        self._wake()
+        return job_id
+
+    def _output_paths(
+        self, job_id: int, workdir: Path, stdout: str | None, stderr: str | None
+    ) -> tuple[str, str]:
+        def resolve(path: str) -> str:
+            path = path.replace("%J", str(job_id))
+            return str(workdir / Path(path).expanduser())
+
+        directory = self.config.output_dir or self.layout.default_output_dir
+        out = resolve(stdout) if stdout else str(directory / f"{job_id}.out")
+        err = resolve(stderr) if stderr else out if stdout else str(directory / f"{job_id}.err")
+        return out, err
+
+    def _request(self, kind: str, job_id: int, check: str, payload: dict[str, object]) -> None:
+        with self._guarded():
+            conn = self.conn
+            with write(conn):
+                job = self._owned_job(conn, job_id)
+                state = job["state"]
+                if check == "unfinished" and state in ("DONE", "EXIT"):
+                    raise TockError(f"Job <{job_id}>: Job has already finished")
+                if check == "held" and state != "PSUSP":
+                    raise TockError(f"Job <{job_id}>: Job is not held (it is {state})")
+                if check == "pending" and state not in ("PEND", "PSUSP"):
+                    raise TockError(
+                        f"Job <{job_id}>: only a pending job's condition can change (it is {state})"
+                    )
+                journal.append(
+                    conn,
+                    time=self.clock.now(),
+                    kind=kind,
+                    user=self.user,
+                    job_id=job_id,
+                    payload=payload,
+                )
+        self._wake()
+
+    def kill(self, job_id: int) -> None:
+        """Kill a job: a pending job ends at once (EXIT), a running one is signalled."""
+        self._request(journal.KILL, job_id, "unfinished", {})
+
+    def delete(self, job_id: int) -> None:
+        """Kill the job if it has not finished, and remove it from listings and name lookups."""
+        self._request(journal.DELETE, job_id, "any", {})
+
+    def resume(self, job_id: int) -> None:
+        """Release a held (PSUSP) job."""
+        self._request(journal.RESUME, job_id, "held", {})
+
+    def modify(self, job_id: int, condition: str | None) -> None:
+        """Replace a pending job's condition; None removes it."""
+        payload: dict[str, object] = {"condition": None, "nodes": []}
+        if condition is not None:
+            from engine.condparse import parse_condition
+            from engine.rules import Resolver, compile_condition, find_cycle, referenced_jobs
+
+            parsed = parse_condition(condition)
+            if not parsed.ok:
+                raise TockError(str(parsed.diagnostics[0]))
+            assert parsed.tree is not None
+            with self._guarded():
+                owner = self._owned_job(self.conn, job_id)["user"]
+                nodes = compile_condition(parsed.tree, Resolver(self.conn, owner))
+                cycle = find_cycle(self.conn, job_id, referenced_jobs(nodes))
+            if cycle is not None:
+                loop = " -> ".join(f"<{j}>" for j in [job_id, *reversed(cycle)])
+                raise TockError(f"Job <{job_id}>: the condition would make a cycle: {loop}")
+            payload = {"condition": condition.strip(), "nodes": nodes}
+        self._request(journal.MODIFY, job_id, "pending", payload)
+
+    # -- queries ------------------------------------------------------------------------
+
+    def jobs(
+        self,
+        ids: Sequence[int] = (),
+        *,
+        user: str | None = None,
+        all_users: bool = False,
+        name: str | None = None,
+        include_finished: bool = False,
+    ) -> list[JobInfo]:
+        owner = None if all_users or ids else (user or self.user)
+        with self._guarded():
+            return list_jobs(
+                self.conn, ids=ids, user=owner, name=name, include_finished=include_finished
+            )
+
+    def job(self, job_id: int) -> JobInfo:
+        with self._guarded():
+            info = get_job(self.conn, job_id)
+        if info is None:
+            raise TockError(f"Job <{job_id}>: No matching job found")
+        return info
+
+    def why(self, job_id: int) -> WhyNode | None:
+        self.job(job_id)
+        with self._guarded():
+            return why(self.conn, job_id)
+
+    def history(self, job_id: int) -> list[HistoryEntry]:
+        self.job(job_id)
+        with self._guarded():
+            return history(self.conn, job_id)
+
+    def wait(
+        self, job_ids: Iterable[int], *, timeout: float = 60.0, poll: float = 0.02
+    ) -> list[JobInfo]:
+        """Block until the jobs have finished (DONE or EXIT); raise TockError on timeout."""
+        wanted = list(job_ids)
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = self.jobs(wanted)
+            if len(infos) == len(wanted) and all(i.state in ("DONE", "EXIT") for i in infos):
+                return infos
+            if time.monotonic() > deadline:
+                unfinished = [
+                    f"<{i.id}> {i.state}" for i in infos if i.state not in ("DONE", "EXIT")
+                ]
+                raise TockError(f"timed out waiting for jobs: {', '.join(unfinished)}")
+            time.sleep(poll)

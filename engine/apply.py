@@ -1,0 +1,265 @@
+"""What each kind of journal row does to the state. Called only by the tick.
+
+A handler reads the row, changes jobs and runs through the TickContext, and may put
+actions in the outbox. Requests that no longer make sense (killing a finished job, a
+late report for a cancelled run) are settled here quietly: the journal keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from engine import journal
+from engine.submission import JobSpec, accept_submit
+from engine.transitions import PENDING_STATES, TickContext
+
+
+def _job(ctx: TickContext, job_id: int | None) -> sqlite3.Row | None:
+    if job_id is None:
+        return None
+    row: sqlite3.Row | None = ctx.conn.execute(
+        "SELECT * FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    return row
+
+
+def _run(ctx: TickContext, run_id: int | None) -> sqlite3.Row | None:
+    if run_id is None:
+        return None
+    row: sqlite3.Row | None = ctx.conn.execute(
+        "SELECT * FROM job_runs WHERE id = ?", (run_id,)
+    ).fetchone()
+    return row
+
+
+def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    spec = JobSpec.from_payload(payload)
+    accept_submit(ctx.conn, row["id"], row["time"], spec)
+    ctx.to_evaluate.add(spec.id)
+
+
+def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    from engine.rules import store_rule
+
+    job = _job(ctx, row["job_id"])
+    if job is None:
+        return
+    if job["state"] not in PENDING_STATES:
+        ctx.history(job["id"], "modify_ignored", user=row["user"], reason=f"job is {job['state']}")
+        return
+    condition = payload.get("condition")
+    if condition is None:
+        ctx.conn.execute("DELETE FROM rules WHERE job_id = ?", (job["id"],))
+    else:
+        store_rule(ctx.conn, job["id"], condition, payload["nodes"])
+    ctx.conn.execute(
+        "UPDATE jobs SET condition = ?, orphan_deadline = NULL WHERE id = ?",
+        (condition, job["id"]),
+    )
+    reason = f"condition <{condition}>" if condition is not None else "condition removed"
+    ctx.history(job["id"], "modified", user=row["user"], reason=reason)
+    ctx.to_evaluate.add(job["id"])
+
+
+def _stop(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row, verb: str) -> None:
+    """Kill a job, whatever its state: pending ends at once, running gets a signal."""
+    user = row["user"]
+    state = job["state"]
+    if state in PENDING_STATES:
+        reason = f"{verb} by user {user} while pending"
+        ctx.transition(
+            job["id"], state, "EXIT", "killed", user=user, reason=reason, exit_reason=reason
+        )
+        return
+    if state != "RUN":
+        return
+    run = _run(ctx, job["current_run"])
+    assert run is not None
+    if run["status"] == "dispatched":
+        # The wrapper has not claimed the run yet; its claim will now fail.
+        ctx.conn.execute("UPDATE job_runs SET status = 'cancelled' WHERE id = ?", (run["id"],))
+        reason = f"{verb} by user {user} before it started"
+        ctx.transition(
+            job["id"],
+            "RUN",
+            "EXIT",
+            "killed",
+            user=user,
+            reason=reason,
+            exit_reason=reason,
+            run_id=run["id"],
+        )
+        return
+    ctx.conn.execute("UPDATE jobs SET kill_requested_by = ? WHERE id = ?", (user, job["id"]))
+    ctx.history(job["id"], "kill_requested", user=user, run_id=run["id"])
+    ctx.action("signal", job["id"], run["id"], {"signal": int(signal.SIGTERM)})
+
+
+def on_kill(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    job = _job(ctx, row["job_id"])
+    if job is not None:
+        _stop(ctx, row, job, "killed")
+
+
+def on_delete(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    job = _job(ctx, row["job_id"])
+    if job is None or job["deleted"]:
+        return
+    _stop(ctx, row, job, "deleted")
+    ctx.conn.execute("UPDATE jobs SET deleted = 1 WHERE id = ?", (job["id"],))
+    ctx.history(job["id"], "deleted", user=row["user"])
+
+
+def on_resume(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    job = _job(ctx, row["job_id"])
+    if job is None or job["state"] != "PSUSP":
+        return
+    ctx.transition(job["id"], "PSUSP", "PEND", "resumed", user=row["user"])
+    ctx.to_evaluate.add(job["id"])
+
+
+def on_run_started(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    run = _run(ctx, row["run_id"])
+    if run is None:
+        return
+    if run["status"] != "dispatched":
+        # Killed or declared lost before the wrapper got going: stop it now.
+        ctx.history(run["job_id"], "late_start", run_id=run["id"], reason=f"run is {run['status']}")
+        ctx.action("signal", run["job_id"], run["id"], {"signal": int(signal.SIGTERM)})
+        return
+    ctx.conn.execute(
+        "UPDATE job_runs SET status = 'running', start_time = ?, pid = ?, pid_start = ?, host = ? "
+        "WHERE id = ?",
+        (row["time"], payload.get("pid"), payload.get("pid_start"), payload.get("host"), run["id"]),
+    )
+    ctx.conn.execute(
+        "UPDATE jobs SET start_time = coalesce(start_time, ?) WHERE id = ?",
+        (row["time"], run["job_id"]),
+    )
+    ctx.history(run["job_id"], "started", run_id=run["id"], reason=f"pid <{payload.get('pid')}>")
+    ctx.changed.add(run["job_id"])
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def on_run_finished(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    run = _run(ctx, row["run_id"])
+    if run is None or run["status"] not in ("dispatched", "running"):
+        return
+    exit_code = payload.get("exit_code")
+    term_signal = payload.get("signal")
+    error = payload.get("error")
+    ok = exit_code == 0 and term_signal is None and error is None
+    ctx.conn.execute(
+        "UPDATE job_runs SET status = ?, end_time = ?, exit_code = ?, term_signal = ?, reason = ? "
+        "WHERE id = ?",
+        ("done" if ok else "exit", row["time"], exit_code, term_signal, error, run["id"]),
+    )
+    job = _job(ctx, run["job_id"])
+    if job is None or job["state"] != "RUN" or job["current_run"] != run["id"]:
+        return
+    if ok:
+        reason = None
+    elif error is not None:
+        reason = f"start failed: {error}"
+    elif job["kill_requested_by"]:
+        reason = f"killed by user {job['kill_requested_by']}"
+    elif term_signal is not None:
+        reason = f"terminated by {_signal_name(term_signal)}"
+    else:
+        reason = f"exit code {exit_code}"
+    ctx.transition(
+        job["id"],
+        "RUN",
+        "DONE" if ok else "EXIT",
+        "done" if ok else "exit",
+        reason=reason,
+        run_id=run["id"],
+        exit_code=exit_code,
+        term_signal=term_signal,
+        exit_reason=reason,
+        end_time=row["time"],
+    )
+
+
+def _end_run_abnormally(ctx: TickContext, run: sqlite3.Row, status: str, reason: str) -> None:
+    ctx.conn.execute(
+        "UPDATE job_runs SET status = ?, end_time = ?, reason = ? WHERE id = ?",
+        (status, ctx.now, reason, run["id"]),
+    )
+    job = _job(ctx, run["job_id"])
+    if job is not None and job["state"] == "RUN" and job["current_run"] == run["id"]:
+        ctx.transition(
+            job["id"], "RUN", "EXIT", status, reason=reason, run_id=run["id"], exit_reason=reason
+        )
+
+
+def on_run_lost(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    run = _run(ctx, row["run_id"])
+    if run is None:
+        return
+    claimed_by_other = run["pid"] is not None and run["pid"] != payload.get("pid")
+    if run["status"] == "dispatched" or (run["status"] == "running" and not claimed_by_other):
+        _end_run_abnormally(ctx, run, "lost", f"lost: {payload.get('reason', 'wrapper vanished')}")
+
+
+def on_dispatch_failed(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    run = _run(ctx, row["run_id"])
+    if run is not None and run["status"] == "dispatched":
+        _end_run_abnormally(ctx, run, "exit", f"start failed: {payload.get('error')}")
+
+
+def on_daemon_start(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    ctx.max_running = int(payload.get("max_running") or ctx.max_running)
+    grace = payload.get("orphan_grace_period")
+    ctx.orphan_grace = None if grace is None else float(grace)
+    ctx.conn.execute(
+        "UPDATE tick_state SET max_running = ?, orphan_grace = ?",
+        (ctx.max_running, ctx.orphan_grace),
+    )
+    if ctx.orphan_grace is not None:
+        # A newly configured grace period applies to orphans already waiting.
+        ctx.conn.execute(
+            "UPDATE jobs SET orphan_deadline = ? WHERE dep_value = 'invalid' "
+            "AND state IN ('PEND', 'PSUSP') AND orphan_deadline IS NULL",
+            (ctx.now + ctx.orphan_grace,),
+        )
+    else:
+        ctx.conn.execute("UPDATE jobs SET orphan_deadline = NULL WHERE orphan_deadline IS NOT NULL")
+
+
+def on_clock(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    """Time passing is an input too: nothing to apply, `now` has already moved."""
+
+
+Handler = Callable[[TickContext, sqlite3.Row, dict[str, Any]], None]
+
+HANDLERS: dict[str, Handler] = {
+    journal.SUBMIT: on_submit,
+    journal.MODIFY: on_modify,
+    journal.KILL: on_kill,
+    journal.DELETE: on_delete,
+    journal.RESUME: on_resume,
+    journal.RUN_STARTED: on_run_started,
+    journal.RUN_FINISHED: on_run_finished,
+    journal.RUN_LOST: on_run_lost,
+    journal.DISPATCH_FAILED: on_dispatch_failed,
+    journal.DAEMON_START: on_daemon_start,
+    journal.CLOCK: on_clock,
+}
+
+
+def apply_row(ctx: TickContext, row: sqlite3.Row) -> None:
+    handler = HANDLERS.get(row["kind"])
+    if handler is None:
+        raise ValueError(f"journal row {row['id']} has unknown kind {row['kind']!r}")
+    handler(ctx, row, json.loads(row["payload"]))

@@ -1,0 +1,104 @@
+"""tock.toml: the one configuration file, validated key by key.
+
+Lookup order: `$TOCK_CONFIG`, else `tock.toml` beside the database, else
+`$XDG_CONFIG_HOME/tock/tock.toml`. A missing file means defaults; an unknown key or a
+bad value is an error that names the key and the file. Every key is in docs/config.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import TockError
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    max_running: int = field(default_factory=lambda: os.cpu_count() or 1)
+    admins: tuple[str, ...] = ()
+    orphan_grace_period: float | None = None
+    kill_grace_period: float = 10.0
+    output_dir: Path | None = None
+    source: Path | None = None  # the file it came from, None for defaults
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError("must be a number of seconds, 0 or more")
+    return float(value)
+
+
+def _user_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("must be a list of user names")
+    return tuple(value)
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a path")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path")
+    return path
+
+
+_KEYS: dict[str, Callable[[Any], Any]] = {
+    "max_running": _positive_int,
+    "admins": _user_list,
+    "orphan_grace_period": _seconds,
+    "kill_grace_period": _seconds,
+    "output_dir": _path,
+}
+
+
+def config_path(db: Path, env: dict[str, str] | None = None) -> Path | None:
+    env = dict(os.environ) if env is None else env
+    if env.get("TOCK_CONFIG"):
+        return Path(env["TOCK_CONFIG"]).expanduser()
+    beside = db.parent / "tock.toml"
+    if beside.is_file():
+        return beside
+    config_home = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")) / ".config")
+    user_file = Path(config_home).expanduser() / "tock" / "tock.toml"
+    return user_file if user_file.is_file() else None
+
+
+def parse_config(text: str, source: Path) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TockError(f"{source}: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        check = _KEYS.get(key)
+        if check is None:
+            known = ", ".join(sorted(_KEYS))
+            raise TockError(f"{source}: unknown key '{key}' (known keys: {known})")
+        try:
+            values[key] = check(value)
+        except ValueError as exc:
+            raise TockError(f"{source}: key '{key}' {exc}, not {value!r}") from None
+    return Config(source=source, **values)
+
+
+def load_config(db: Path, env: dict[str, str] | None = None) -> Config:
+    path = config_path(db, env)
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TockError(f"{path}: cannot read configuration: {exc.strerror}") from None
+    return parse_config(text, path)

@@ -1,0 +1,359 @@
+"""The daemon: tick, dispatch, sleep until there is something to do. Single-threaded.
+
+Each turn of the loop runs ticks until the journal is consumed, carries out the committed
+actions, then sleeps in one `select()` on everything that can bring new input: the wake-up
+FIFO (the CLI and wrappers), the launcher (wrapper exits), a pidfd per running wrapper, and
+the signal pipe. The timeout is the next time-driven decision (an orphan's grace period);
+with none, the daemon sleeps until woken and uses no CPU. When a timeout expires, the
+daemon records the time as a `clock` journal row, so the passage of time is an input too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import selectors
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine import journal
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.config import Config, load_config
+from engine.errors import TockError
+from engine.paths import Layout, layout_for
+from engine.runner import Launcher, LauncherGone, Watch, send_signal, watch_wrapper
+from engine.store import StoreError, open_db, translated_errors, write
+from engine.tick import run_until_caught_up
+from engine.users import current_user
+from engine.wake import WakeFifo
+
+RETRY_AFTER_ERROR = 1.0
+
+
+class DaemonLock:
+    """One daemon per database: an exclusive flock on `<db>.lock`, holding our pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self.fd, 32).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise TockError(
+                f"a daemon is already running on {path.with_suffix('')} (pid {holder})"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+class Daemon:
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        config: Config | None = None,
+        log: TextIO = sys.stderr,
+    ) -> None:
+        self.layout: Layout = layout_for(db)
+        self.clock = clock
+        self.config = config if config is not None else load_config(self.layout.db)
+        self.log_stream = log
+        self.stopping = False
+        self.watches: dict[int, Watch] = {}  # run id -> pidfd watch
+        self.selector = selectors.DefaultSelector()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stamp} tock daemon[{os.getpid()}]: {message}", file=self.log_stream, flush=True)
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _open(self) -> None:
+        self.layout.db.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = DaemonLock(self.layout.daemon_lock)
+        try:
+            self.conn = open_db(self.layout.db)
+        except StoreError:
+            self.lock.release()
+            raise
+        output_dir = self.config.output_dir or self.layout.default_output_dir
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.fifo = WakeFifo(self.layout.wake_fifo)
+        self.signal_read, self.signal_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.signal_write)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.launcher = Launcher(self.layout, self.config.kill_grace_period)
+        self.selector.register(self.fifo.fd, selectors.EVENT_READ, "fifo")
+        self.selector.register(self.signal_read, selectors.EVENT_READ, "signal")
+        self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
+
+    def _close(self) -> None:
+        for watch in self.watches.values():
+            watch.close()
+        self.launcher.close()
+        self.selector.close()
+        signal.set_wakeup_fd(-1)
+        os.close(self.signal_read)
+        os.close(self.signal_write)
+        self.fifo.close()
+        self.conn.close()
+        self.lock.release()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, *, exit_when_idle: bool = False) -> int:
+        self._open()
+        try:
+            self._record_start()
+            self._recover()
+            self.log(
+                f"started on {self.layout.db} (max_running {self.config.max_running}, "
+                f"config {self.config.source or 'defaults'})"
+            )
+            while not self.stopping:
+                try:
+                    if self.turn(exit_when_idle=exit_when_idle):
+                        self.log("idle: nothing runs and nothing can start without new input")
+                        break
+                except (StoreError, sqlite3.Error) as exc:
+                    # A locked or damaged database must not end the daemon: wait and retry.
+                    self.log(f"error: {exc}; retrying in {RETRY_AFTER_ERROR:.0f} s")
+                    time.sleep(RETRY_AFTER_ERROR)
+            self.log("stopped")
+        finally:
+            self._close()
+        return 0
+
+    def turn(self, *, exit_when_idle: bool = False) -> bool:
+        """One pass: decide, act, sleep until something happens. True when idle and done."""
+        with translated_errors(self.layout.db):
+            result = run_until_caught_up(self.conn)
+            if result.errors:
+                self.log(f"{result.errors} journal row(s) could not be applied; see tick_errors")
+            self.dispatch()
+            self._watch_running()
+            if exit_when_idle and self.idle():
+                return True
+            wakeup = self.next_wakeup()
+        timeout = None if wakeup is None else max(0.0, wakeup - self.clock.now())
+        self._wait(timeout)
+        if wakeup is not None and self.clock.now() >= wakeup:
+            self._append(journal.CLOCK, payload={})
+        return False
+
+    def _wait(self, timeout: float | None) -> None:
+        for key, _ in self.selector.select(timeout):
+            source = key.data
+            if source == "fifo":
+                self.fifo.drain()
+            elif source == "signal":
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.signal_read, 4096):
+                        pass
+            elif source == "launcher":
+                self._read_launcher()
+            elif isinstance(source, Watch):
+                self.selector.unregister(source.fd)
+                self.watches.pop(source.run_id, None)
+                source.close()
+                self.check_run(source.run_id, source.pid)
+
+    def _read_launcher(self) -> None:
+        try:
+            exits = self.launcher.read()
+        except LauncherGone as exc:
+            self.log(f"{exc}; starting a new launcher")
+            self.selector.unregister(self.launcher.fileno())
+            self.launcher.restart()
+            self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
+            self._requeue_unclaimed()
+            return
+        for gone in exits:
+            self.check_run(gone.run_id, gone.pid)
+
+    # -- journal rows the daemon writes ----------------------------------------------------
+
+    def _append(
+        self,
+        kind: str,
+        *,
+        job_id: int | None = None,
+        run_id: int | None = None,
+        payload: dict[str, Any],
+    ) -> None:
+        with write(self.conn):
+            journal.append(
+                self.conn,
+                time=self.clock.now(),
+                kind=kind,
+                user=current_user(),
+                job_id=job_id,
+                run_id=run_id,
+                payload=payload,
+            )
+
+    def _record_start(self) -> None:
+        self._append(
+            journal.DAEMON_START,
+            payload={
+                "pid": os.getpid(),
+                "max_running": self.config.max_running,
+                "orphan_grace_period": self.config.orphan_grace_period,
+            },
+        )
+
+    def check_run(self, run_id: int, pid: int) -> None:
+        """A wrapper has ended: if it claimed the run and never reported, the run is lost."""
+        with write(self.conn):
+            rows = self.conn.execute(
+                "SELECT kind, job_id, payload FROM journal WHERE run_id = ?",
+                (run_id,),
+            ).fetchall()
+            kinds = {row["kind"]: row for row in rows}
+            if "run_finished" in kinds or "run_lost" in kinds:
+                return
+            started = kinds.get("run_started")
+            if started is not None and json.loads(started["payload"]).get("pid") != pid:
+                return  # a second wrapper for a run another one had claimed
+            job = self.conn.execute(
+                "SELECT job_id FROM job_runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            journal.append(
+                self.conn,
+                time=self.clock.now(),
+                kind=journal.RUN_LOST,
+                user=current_user(),
+                job_id=None if job is None else job[0],
+                run_id=run_id,
+                payload={"pid": pid, "reason": "the job wrapper ended without reporting"},
+            )
+
+    # -- actions ------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Carry out committed actions, oldest first; mark them done in one transaction."""
+        actions = self.conn.execute(
+            "SELECT * FROM actions WHERE status = 'pending' ORDER BY id"
+        ).fetchall()
+        if not actions:
+            return
+        outcomes: list[tuple[str, str, int]] = []
+        for action in actions:
+            payload = json.loads(action["payload"])
+            if action["kind"] == "start":
+                outcomes.append((*self._start(action), action["id"]))
+            else:
+                outcomes.append((*self._signal(action, int(payload["signal"])), action["id"]))
+        with write(self.conn):
+            now = self.clock.now()
+            self.conn.executemany(
+                "UPDATE actions SET status = ?, result = ?, dispatched_at = ? WHERE id = ?",
+                [(status, result, now, action_id) for status, result, action_id in outcomes],
+            )
+            for (status, result, _), action in zip(outcomes, actions, strict=True):
+                if status == "failed" and action["kind"] == "start":
+                    journal.append(
+                        self.conn,
+                        time=now,
+                        kind=journal.DISPATCH_FAILED,
+                        user=current_user(),
+                        job_id=action["job_id"],
+                        run_id=action["run_id"],
+                        payload={"error": result},
+                    )
+
+    def _start(self, action: sqlite3.Row) -> tuple[str, str]:
+        for attempt in range(2):
+            try:
+                self.launcher.start(action["run_id"])
+                return "done", "launched"
+            except LauncherGone as exc:
+                if attempt:
+                    return "failed", f"the launcher cannot start ({exc})"
+                self.selector.unregister(self.launcher.fileno())
+                self.launcher.restart()
+                self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
+        raise AssertionError("unreachable")
+
+    def _signal(self, action: sqlite3.Row, number: int) -> tuple[str, str]:
+        run = self.conn.execute(
+            "SELECT pid, pid_start FROM job_runs WHERE id = ?", (action["run_id"],)
+        ).fetchone()
+        if run is None or run["pid"] is None:
+            return "done", "no process to signal"
+        if send_signal(run["pid"], run["pid_start"], number):
+            return "done", f"sent {signal.Signals(number).name} to wrapper {run['pid']}"
+        return "done", "the wrapper had already ended"
+
+    # -- liveness -----------------------------------------------------------------------
+
+    def _watch_running(self) -> None:
+        """Keep a pidfd on every claimed run's wrapper."""
+        rows = self.conn.execute(
+            "SELECT id, pid, pid_start FROM job_runs WHERE status = 'running'"
+        ).fetchall()
+        live = {row["id"] for row in rows}
+        for run_id in list(self.watches):
+            if run_id not in live:
+                watch = self.watches.pop(run_id)
+                self.selector.unregister(watch.fd)
+                watch.close()
+        for row in rows:
+            if row["id"] in self.watches or row["pid"] is None:
+                continue
+            new = watch_wrapper(row["id"], row["pid"], row["pid_start"])
+            if new is None:
+                self.check_run(row["id"], row["pid"])
+                continue
+            self.watches[row["id"]] = new
+            self.selector.register(new.fd, selectors.EVENT_READ, new)
+
+    def _recover(self) -> None:
+        """After a restart: re-send starts that no wrapper has claimed."""
+        self._requeue_unclaimed()
+
+    def _requeue_unclaimed(self) -> None:
+        """A start whose wrapper may never have been forked is sent again; the claim makes a
+        second wrapper harmless."""
+        with write(self.conn):
+            self.conn.execute(
+                "UPDATE actions SET status = 'pending' WHERE kind = 'start' AND status = 'done' "
+                "AND run_id IN (SELECT id FROM job_runs WHERE status = 'dispatched') "
+                "AND NOT EXISTS (SELECT 1 FROM journal AS j WHERE j.run_id = actions.run_id "
+                "AND j.kind = 'run_started')"
+            )
+
+    # -- when to wake, when to stop ---------------------------------------------------------
+
+    def next_wakeup(self) -> float | None:
+        row = self.conn.execute(
+            "SELECT min(orphan_deadline) FROM jobs WHERE orphan_deadline IS NOT NULL "
+            "AND state IN ('PEND', 'PSUSP')"
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def idle(self) -> bool:
+        """Nothing runs, nothing is queued, and no timer is set: only new input can help."""
+        busy = self.conn.execute(
+            "SELECT (SELECT count(*) FROM journal"
+            "         WHERE id > (SELECT journal_cursor FROM tick_state))"
+            " + (SELECT count(*) FROM actions WHERE status = 'pending')"
+            " + (SELECT count(*) FROM jobs WHERE state = 'RUN')"
+        ).fetchone()[0]
+        return busy == 0 and self.next_wakeup() is None

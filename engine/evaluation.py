@@ -1,0 +1,148 @@
+"""Incremental re-evaluation: a changed job touches only the rules whose leaves name it.
+
+`settle()` runs after every journal row the tick applies. It follows changes to their
+dependents through the rule_nodes index (never a scan of all pending jobs), terminates
+orphans (at once with -ti, after `orphan_grace_period` otherwise; terminations cascade),
+and finally fills free job slots. It loops until nothing more changes.
+"""
+
+from __future__ import annotations
+
+from engine.logic import Value
+from engine.rules import evaluate, job_facts, leaf_jobs, load_rule
+from engine.transitions import PENDING_STATES, TickContext
+
+REASONS = {
+    Value.FALSE: "Job dependency condition not satisfied",
+    Value.INVALID: "Dependency condition invalid or never satisfied",
+    Value.REJECT: "Event is rejected by its event daemon",
+}
+HELD_REASON = "Job was held by the user while pending"
+SLOT_REASON = "Waiting for a free job slot (max_running reached)"
+ORPHAN_REASON = "orphan: dependency condition invalid or never satisfied"
+
+
+def pending_reason(state: str, value: Value) -> str | None:
+    reasons = []
+    if state == "PSUSP":
+        reasons.append(HELD_REASON)
+    if value is not Value.TRUE:
+        reasons.append(REASONS[value])
+    elif state == "PEND":
+        reasons.append(SLOT_REASON)
+    return "; ".join(reasons) or None
+
+
+def dependents(ctx: TickContext, job_id: int) -> list[int]:
+    rows = ctx.conn.execute(
+        "SELECT DISTINCT r.job_id FROM rule_nodes AS n JOIN rules AS r ON r.id = n.rule_id "
+        "WHERE n.ref_job_id = ?",
+        (job_id,),
+    )
+    return [row[0] for row in rows]
+
+
+def terminate_orphan(ctx: TickContext, job_id: int, state: str) -> None:
+    ctx.transition(
+        job_id,
+        state,
+        "EXIT",
+        "orphan",
+        reason=ORPHAN_REASON,
+        exit_reason=ORPHAN_REASON,
+        pending_reason=None,
+    )
+
+
+def evaluate_job(ctx: TickContext, job_id: int) -> None:
+    job = ctx.conn.execute(
+        "SELECT state, dep_value, ready, pending_reason, terminate_orphan, orphan_deadline "
+        "FROM jobs WHERE id = ?",
+        (job_id,),
+    ).fetchone()
+    if job is None or job["state"] not in PENDING_STATES:
+        return
+    ctx.evaluations += 1
+    root = load_rule(ctx.conn, job_id)
+    value = Value.TRUE if root is None else evaluate(root, job_facts(ctx.conn, leaf_jobs(root)))
+    if value is Value.INVALID and job["terminate_orphan"]:
+        terminate_orphan(ctx, job_id, job["state"])
+        return
+    deadline = job["orphan_deadline"]
+    if value is Value.INVALID and deadline is None and ctx.orphan_grace is not None:
+        deadline = ctx.now + ctx.orphan_grace
+    elif value is not Value.INVALID:
+        deadline = None
+    update = {
+        "dep_value": value.value if root is not None else None,
+        "ready": int(value is Value.TRUE),
+        "pending_reason": pending_reason(job["state"], value),
+        "orphan_deadline": deadline,
+    }
+    if any(job[name] != wanted for name, wanted in update.items()):
+        sets = ", ".join(f"{name} = ?" for name in update)
+        ctx.conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*update.values(), job_id))
+        if root is not None and job["dep_value"] != update["dep_value"]:
+            ctx.conn.execute(
+                "UPDATE rules SET value = ?, evaluated_at = ? WHERE job_id = ?",
+                (update["dep_value"], ctx.now, job_id),
+            )
+
+
+def expire_orphans(ctx: TickContext) -> None:
+    rows = ctx.conn.execute(
+        "SELECT id, state FROM jobs WHERE orphan_deadline <= ? AND state IN ('PEND', 'PSUSP')",
+        (ctx.now,),
+    ).fetchall()
+    for row in rows:
+        terminate_orphan(ctx, row["id"], row["state"])
+
+
+def schedule(ctx: TickContext) -> None:
+    """Dispatch ready jobs, oldest first, while job slots are free."""
+    running = ctx.conn.execute("SELECT count(*) FROM jobs WHERE state = 'RUN'").fetchone()[0]
+    free = ctx.max_running - running
+    if free <= 0:
+        return
+    ready = ctx.conn.execute(
+        "SELECT id, run_count FROM jobs WHERE state = 'PEND' AND ready = 1 ORDER BY id LIMIT ?",
+        (free,),
+    ).fetchall()
+    for job in ready:
+        run_no = job["run_count"] + 1
+        run_id = ctx.conn.execute(
+            "INSERT INTO job_runs (job_id, run_no, status, dispatch_time) "
+            "VALUES (?, ?, 'dispatched', ?)",
+            (job["id"], run_no, ctx.now),
+        ).lastrowid
+        assert run_id is not None
+        ctx.transition(
+            job["id"],
+            "PEND",
+            "RUN",
+            "dispatched",
+            run_id=run_id,
+            current_run=run_id,
+            run_count=run_no,
+            pending_reason=None,
+        )
+        ctx.action("start", job["id"], run_id, {})
+
+
+def settle(ctx: TickContext) -> None:
+    """Propagate changes until the state is stable, then fill free slots; repeat."""
+    for _ in range(1_000_000):
+        while ctx.changed or ctx.to_evaluate:
+            changed, ctx.changed = ctx.changed, set()
+            for job_id in changed:
+                ctx.to_evaluate.update(dependents(ctx, job_id))
+            pending, ctx.to_evaluate = sorted(ctx.to_evaluate), set()
+            for job_id in pending:
+                evaluate_job(ctx, job_id)
+        expire_orphans(ctx)
+        if ctx.changed:
+            continue
+        schedule(ctx)
+        if not ctx.changed:
+            return
+    raise RuntimeError("settle() did not converge")

@@ -1,0 +1,71 @@
+"""Appending inputs to the journal. Standard library only (the job wrapper uses it).
+
+Every input to Tock, from any process, is one journal row written in its own transaction
+(or in the caller's, when the append is part of a larger accepted request). The tick is the
+only reader that acts on rows; it consumes them in id order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+# Kinds written by the CLI and the API.
+SUBMIT = "submit"
+MODIFY = "modify"
+KILL = "kill"
+DELETE = "delete"
+RESUME = "resume"
+# Kinds written by the job wrapper.
+RUN_STARTED = "run_started"
+RUN_FINISHED = "run_finished"
+# Kinds written by the daemon about the world outside the tick.
+RUN_LOST = "run_lost"
+DISPATCH_FAILED = "dispatch_failed"
+DAEMON_START = "daemon_start"
+CLOCK = "clock"
+
+KINDS = frozenset(
+    {
+        SUBMIT,
+        MODIFY,
+        KILL,
+        DELETE,
+        RESUME,
+        RUN_STARTED,
+        RUN_FINISHED,
+        RUN_LOST,
+        DISPATCH_FAILED,
+        DAEMON_START,
+        CLOCK,
+    }
+)
+
+
+def append(
+    conn: sqlite3.Connection,
+    *,
+    time: float,
+    kind: str,
+    user: str,
+    job_id: int | None = None,
+    run_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> int:
+    """Insert one row inside the caller's transaction and return its id."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown journal kind {kind!r}")
+    cursor = conn.execute(
+        "INSERT INTO journal (time, kind, user, job_id, run_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
+        (time, kind, user, job_id, run_id, json.dumps(payload or {}, separators=(",", ":"))),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def pending_count(conn: sqlite3.Connection) -> int:
+    """Rows the tick has not consumed yet."""
+    row = conn.execute(
+        "SELECT count(*) FROM journal WHERE id > (SELECT journal_cursor FROM tick_state)"
+    ).fetchone()
+    return int(row[0])

@@ -1,0 +1,147 @@
+"""Text output in LSF's habits: fixed-width tables, `Job <12>` phrasing, bhist-style lines.
+
+Plain string formatting, no table library: `tock jobs` is typed often and must start fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.queries import HistoryEntry, JobInfo, WhyNode
+from engine.timefmt import short
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+    lines = []
+    for row in [headers, *rows]:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def jobs_table(jobs: Sequence[JobInfo]) -> str:
+    rows = [
+        [
+            str(job.id),
+            job.user,
+            job.state,
+            "-" if job.exit_code is None else str(job.exit_code),
+            job.name,
+            short(job.submit_time),
+        ]
+        for job in jobs
+    ]
+    return table(["JOBID", "USER", "STAT", "EXIT", "JOB_NAME", "SUBMIT_TIME"], rows)
+
+
+def _ending(job: JobInfo) -> str:
+    if job.state == "DONE":
+        return "Done successfully"
+    reason = job.exit_reason or "exited"
+    if job.exit_code is not None and "exit code" not in reason:
+        return f"Exited with exit code {job.exit_code} ({reason})"
+    return f"Exited: {reason}"
+
+
+def job_long(job: JobInfo) -> str:
+    lines = [
+        f"Job <{job.id}>, Job Name <{job.name}>, User <{job.user}>, Status <{job.state}>, "
+        f"Command <{job.command}>"
+    ]
+    lines.append(
+        f"{short(job.submit_time)}: Submitted, CWD <{job.cwd}>, Output File <{job.stdout}>, "
+        f"Error File <{job.stderr}>;"
+    )
+    if job.condition is not None:
+        flag = ", terminate if orphaned (-ti)" if job.terminate_orphan else ""
+        lines.append(f" Dependency Condition <{job.condition}>{flag};")
+    if job.pending_reason:
+        lines.append(" PENDING REASONS:")
+        lines.extend(f" {reason};" for reason in job.pending_reason.split("; "))
+    if job.start_time is not None:
+        lines.append(f"{short(job.start_time)}: Started (run {job.run_count});")
+    if job.state in ("DONE", "EXIT") and job.end_time is not None:
+        lines.append(f"{short(job.end_time)}: {_ending(job)}.")
+    return "\n".join(lines)
+
+
+_VERDICT = {
+    "true": "the dependency condition is satisfied",
+    "false": "the dependency condition is not satisfied",
+    "invalid": "the dependency condition is invalid or can never be satisfied",
+    "reject": "the dependency condition depends on a rejected event",
+}
+
+
+def why_tree(job: JobInfo, root: WhyNode | None) -> str:
+    if root is None:
+        return f"Job <{job.id}> has no dependency condition."
+    lines = [f"Job <{job.id}>: {_VERDICT[root.value]} ({root.value})."]
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(node: WhyNode, prefix: str, branch: str) -> None:
+        detail = ""
+        if node.job is not None:
+            info = node.job
+            state = info["state"] or "gone"
+            code = f" exit {info['exit_code']}" if info.get("exit_code") is not None else ""
+            detail = f"job <{info['id']}> {info['name']} is {state}{code}"
+        rows.append((prefix + branch + node.expr, node.value, detail))
+        child_prefix = prefix + ("    " if branch == "└── " else "│   " if branch else "")
+        for index, child in enumerate(node.children):
+            last = index == len(node.children) - 1
+            walk(child, child_prefix, "└── " if last else "├── ")
+
+    walk(root, "", "")
+    width = max(len(expr) for expr, _, _ in rows)
+    for expr, value, detail in rows:
+        lines.append(f"{expr.ljust(width)}  {value.ljust(7)}  {detail}".rstrip())
+    return "\n".join(lines)
+
+
+_PHRASES = {
+    "submitted": "Submitted",
+    "held": "Held",
+    "resumed": "Resumed",
+    "modified": "Dependency condition changed",
+    "modify_ignored": "Change of condition ignored",
+    "dispatched": "Dispatched",
+    "started": "Started",
+    "done": "Done successfully",
+    "exit": "Exited",
+    "killed": "Killed",
+    "kill_requested": "Kill requested",
+    "deleted": "Deleted",
+    "orphan": "Terminated as an orphan",
+    "lost": "Lost",
+    "late_start": "Started after it was ended; stopping it",
+}
+
+
+def _history_text(entry: HistoryEntry) -> str:
+    if entry.event == "submitted":
+        text = f"Submitted by user <{entry.user}>"
+        return text + (", held (-H)" if entry.to_state == "PSUSP" else "")
+    if entry.event == "done":
+        return "Done successfully"
+    if entry.event in ("exit", "killed", "lost", "orphan") and entry.reason:
+        reason = entry.reason
+        return f"Exited: {reason}" if entry.event == "exit" else reason[0].upper() + reason[1:]
+    text = _PHRASES.get(entry.event, entry.event)
+    if entry.run_no is not None and entry.event in ("dispatched", "started"):
+        text += f" (run {entry.run_no})"
+    if entry.user:
+        text += f" by user <{entry.user}>"
+    if entry.reason:
+        text += f": {entry.reason}"
+    return text
+
+
+def history_lines(job: JobInfo, entries: Sequence[HistoryEntry]) -> str:
+    lines = [f"Job <{job.id}>, Job Name <{job.name}>, User <{job.user}>, Command <{job.command}>"]
+    lines.extend(f"{short(entry.time)}: {_history_text(entry)};" for entry in entries)
+    return "\n".join(lines)

@@ -1,0 +1,272 @@
+"""Conditions compiled into rule rows, and rules evaluated from those rows.
+
+Compilation happens at submit and modify time: job references are resolved against the
+database (names are your own jobs; a duplicated name means the newest; `name*` means every
+such name, each at its newest) and the tree is flattened into rows. The compiled form is
+plain JSON, so it travels in the journal and a replay never parses a condition again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.conditions import And, External, JobPred, JobRef, Node, Not, Or, format_node
+from engine.errors import TockError
+from engine.logic import INVALID, JobFacts, Value, and2, fold, job_predicate, not1, or2
+
+CompiledNode = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedJob:
+    id: int
+    name: str
+
+
+class Resolver:
+    """Looks job references up for one user, at one moment."""
+
+    def __init__(self, conn: sqlite3.Connection, user: str) -> None:
+        self.conn = conn
+        self.user = user
+
+    def by_id(self, job_id: int) -> ResolvedJob:
+        row = self.conn.execute(
+            "SELECT id, name, deleted FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None or row["deleted"]:
+            raise TockError(f"job <{job_id}> does not exist")
+        return ResolvedJob(row["id"], row["name"])
+
+    def by_name(self, name: str) -> ResolvedJob:
+        row = self.conn.execute(
+            "SELECT id, name FROM jobs WHERE user = ? AND name = ? AND deleted = 0 "
+            "ORDER BY id DESC LIMIT 1",
+            (self.user, name),
+        ).fetchone()
+        if row is None:
+            raise TockError(f"no job named '{name}' (names refer to your own jobs)")
+        return ResolvedJob(row["id"], row["name"])
+
+    def by_prefix(self, prefix: str) -> list[ResolvedJob]:
+        rows = self.conn.execute(
+            "SELECT max(id) AS id, name FROM jobs WHERE user = ? AND deleted = 0 "
+            "AND substr(name, 1, ?) = ? GROUP BY name ORDER BY max(id)",
+            (self.user, len(prefix), prefix),
+        ).fetchall()
+        if not rows:
+            raise TockError(f"no job name starts with '{prefix}' (names refer to your own jobs)")
+        return [ResolvedJob(row["id"], row["name"]) for row in rows]
+
+
+def _leaf(pred: JobPred, job: ResolvedJob, by_id: bool) -> CompiledNode:
+    ref = JobRef(id=job.id) if by_id else JobRef(name=job.name)
+    text = format_node(JobPred(pred.func, ref, pred.op, pred.code))
+    return {
+        "op": "LEAF",
+        "text": text,
+        "pred": pred.func,
+        "job": job.id,
+        "exit_op": pred.op,
+        "exit_code": pred.code,
+    }
+
+
+def compile_condition(tree: Node, resolver: Resolver) -> list[CompiledNode]:
+    """Pre-order node list; each node names its parent by index. Raises TockError."""
+    nodes: list[CompiledNode] = []
+
+    def emit(node: CompiledNode, parent: int | None) -> int:
+        node["parent"] = parent
+        nodes.append(node)
+        return len(nodes) - 1
+
+    def walk(node: Node, parent: int | None) -> None:
+        if isinstance(node, JobPred):
+            ref = node.ref
+            if ref.id is not None:
+                emit(_leaf(node, resolver.by_id(ref.id), True), parent)
+            elif ref.wildcard:
+                assert ref.name is not None
+                group = emit({"op": "AND", "text": format_node(node)}, parent)
+                for job in resolver.by_prefix(ref.name):
+                    emit(_leaf(node, job, False), group)
+            else:
+                assert ref.name is not None
+                emit(_leaf(node, resolver.by_name(ref.name), False), parent)
+        elif isinstance(node, External):
+            raise TockError(f"{node.kind}() conditions are not supported yet")
+        elif isinstance(node, Not):
+            here = emit({"op": "NOT", "text": format_node(node)}, parent)
+            walk(node.operand, here)
+        else:
+            op = "AND" if isinstance(node, And) else "OR"
+            assert isinstance(node, And | Or)
+            here = emit({"op": op, "text": format_node(node)}, parent)
+            for operand in node.operands:
+                walk(operand, here)
+
+    walk(tree, None)
+    return nodes
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def referenced_jobs(nodes: Iterable[CompiledNode]) -> set[int]:
+    return {int(node["job"]) for node in nodes if node.get("job") is not None}
+
+
+def find_cycle(conn: sqlite3.Connection, job_id: int, refs: Iterable[int]) -> list[int] | None:
+    """A path job_id <- ... <- ref if giving job_id these references would close a loop."""
+    parent_of: dict[int, int | None] = dict.fromkeys(refs)
+    frontier = list(parent_of)
+    while frontier:
+        current = frontier.pop()
+        if current == job_id:
+            path = [current]
+            step = parent_of[current]
+            while step is not None:
+                path.append(step)
+                step = parent_of[step]
+            return path
+        rows = conn.execute(
+            "SELECT DISTINCT n.ref_job_id FROM rules AS r JOIN rule_nodes AS n "
+            "ON n.rule_id = r.id WHERE r.job_id = ? AND n.ref_job_id IS NOT NULL",
+            (current,),
+        )
+        for (ref,) in rows:
+            if ref not in parent_of:
+                parent_of[ref] = current
+                frontier.append(ref)
+    return None
+
+
+# --- storing and loading ---------------------------------------------------------------
+
+
+def store_rule(
+    conn: sqlite3.Connection, job_id: int, source: str, nodes: list[CompiledNode]
+) -> int:
+    """Replace the job's rule with these compiled nodes."""
+    conn.execute("DELETE FROM rules WHERE job_id = ?", (job_id,))
+    rule_id = conn.execute(
+        "INSERT INTO rules (job_id, source, source_hash) VALUES (?, ?, ?)",
+        (job_id, source, source_hash(source)),
+    ).lastrowid
+    ids: list[int] = []
+    for position, node in enumerate(nodes):
+        parent = node.get("parent")
+        cursor = conn.execute(
+            "INSERT INTO rule_nodes (rule_id, parent_id, position, op, text, pred, ref_job_id, "
+            "exit_op, exit_code, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rule_id,
+                None if parent is None else ids[parent],
+                position,
+                node["op"],
+                node["text"],
+                node.get("pred"),
+                node.get("job"),
+                node.get("exit_op"),
+                node.get("exit_code"),
+                node.get("event"),
+            ),
+        )
+        ids.append(int(cursor.lastrowid or 0))
+    return int(rule_id or 0)
+
+
+@dataclass(slots=True)
+class RuleNode:
+    id: int
+    op: str
+    text: str
+    pred: str | None = None
+    job: int | None = None
+    exit_op: str | None = None
+    exit_code: int | None = None
+    event: int | None = None
+    children: list[RuleNode] = field(default_factory=list)
+
+
+def load_rule(conn: sqlite3.Connection, job_id: int) -> RuleNode | None:
+    rows = conn.execute(
+        "SELECT n.id, n.parent_id, n.op, n.text, n.pred, n.ref_job_id, n.exit_op, n.exit_code, "
+        "n.event_id FROM rules AS r JOIN rule_nodes AS n ON n.rule_id = r.id "
+        "WHERE r.job_id = ? ORDER BY n.position",
+        (job_id,),
+    ).fetchall()
+    if not rows:
+        return None
+    by_id: dict[int, RuleNode] = {}
+    root: RuleNode | None = None
+    for row in rows:
+        node = RuleNode(
+            row["id"],
+            row["op"],
+            row["text"],
+            row["pred"],
+            row["ref_job_id"],
+            row["exit_op"],
+            row["exit_code"],
+            row["event_id"],
+        )
+        by_id[node.id] = node
+        if row["parent_id"] is None:
+            root = node
+        else:
+            by_id[row["parent_id"]].children.append(node)
+    return root
+
+
+def leaf_jobs(root: RuleNode) -> set[int]:
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.job is not None:
+            found.add(node.job)
+        stack.extend(node.children)
+    return found
+
+
+def job_facts(conn: sqlite3.Connection, job_ids: Iterable[int]) -> dict[int, JobFacts]:
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT id, state, exit_code, start_time IS NOT NULL AS started FROM jobs "
+        f"WHERE id IN ({marks})",
+        ids,
+    )
+    return {row[0]: JobFacts(row[1], row[2], bool(row[3])) for row in rows}
+
+
+def evaluate(
+    node: RuleNode,
+    facts: Mapping[int, JobFacts],
+    trace: dict[int, Value] | None = None,
+) -> Value:
+    """The node's value; with `trace`, every node's value is recorded by node id."""
+    if node.op == "LEAF":
+        if node.job is not None:
+            value = job_predicate(
+                node.pred or "done", facts.get(node.job), node.exit_op, node.exit_code
+            )
+        else:
+            value = INVALID  # event leaves arrive with their issues
+    elif node.op == "NOT":
+        value = not1(evaluate(node.children[0], facts, trace))
+    else:
+        combine = and2 if node.op == "AND" else or2
+        value = fold(combine, (evaluate(child, facts, trace) for child in node.children))
+    if trace is not None:
+        trace[node.id] = value
+    return value

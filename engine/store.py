@@ -1,0 +1,151 @@
+"""Opening the database: pragmas, migrations, and the one way to write.
+
+This module imports only the standard library: the job wrapper uses it from a bare
+`python -S`. Every write goes through `write(conn)`, which is `BEGIN IMMEDIATE`, so a
+reader never upgrades into SQLITE_BUSY halfway through a transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from engine.errors import TockError
+
+BUSY_TIMEOUT_MS = 5000
+
+_NOW_SQL = "(julianday('now') - 2440587.5) * 86400.0"  # unixepoch('subsec') needs SQLite 3.42
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class StoreError(TockError):
+    """The database cannot be used: corrupt, locked, too new, not Tock's."""
+
+
+def _explain(path: Path, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"{path}: database is locked (another process held it for more than "
+            f"{BUSY_TIMEOUT_MS // 1000} s); try again"
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StoreError(f"{path}: not a usable Tock database ({text})")
+    if "unable to open" in text or "readonly" in text:
+        return StoreError(f"{path}: cannot open database ({text})")
+    return StoreError(f"{path}: {text}")
+
+
+@contextlib.contextmanager
+def translated_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's operational errors into one-line StoreErrors naming the file."""
+    try:
+        yield
+    except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        if isinstance(exc, sqlite3.IntegrityError):
+            raise
+        raise _explain(path, exc) from None
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode is {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_size_limit = 67108864")
+
+
+def raw_connect(path: Path) -> sqlite3.Connection:
+    """A configured connection in autocommit mode; no schema check (the wrapper's use)."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    _configure(conn)
+    return conn
+
+
+@contextlib.contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrations(directory: Path) -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted(directory.iterdir()):
+        match = _MIGRATION_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path.stem, path))
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migrations in {directory} are not numbered 001, 002, ...")
+    return found
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The applied version, 0 for an empty database, None for somebody else's database."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "schema_migrations" in tables:
+        return int(conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] or 0)
+    if tables - {"sqlite_sequence"}:
+        return None
+    return 0
+
+
+def migrate(conn: sqlite3.Connection, path: Path, directory: Path) -> int:
+    """Apply the migrations this database lacks, each in its own transaction."""
+    known = migrations(directory)
+    with write(conn):
+        current = schema_version(conn)
+        if current is None:
+            raise StoreError(f"{path}: not a Tock database (it holds other tables)")
+        if current > len(known):
+            raise StoreError(
+                f"{path}: schema version {current} is newer than this Tock ({len(known)}); "
+                "upgrade Tock"
+            )
+        if current == 0:
+            conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at REAL NOT NULL) STRICT"
+            )
+    for version, name, file in known[current:]:
+        sql = file.read_text(encoding="utf-8")
+        # executescript() commits first, so the whole step runs inside one explicit script.
+        conn.executescript(
+            "BEGIN IMMEDIATE;\n"
+            + sql
+            + f"\nINSERT INTO schema_migrations VALUES ({version}, '{name}', {_NOW_SQL});"
+            + f"\nPRAGMA user_version = {version};\nCOMMIT;"
+        )
+    return len(known)
+
+
+def open_db(path: Path, *, create: bool = True) -> sqlite3.Connection:
+    """Open (and if needed create and migrate) a Tock database."""
+    from engine.resources import resource_dir
+
+    if not create and not path.exists():
+        raise StoreError(f"{path}: no such database")
+    with translated_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = raw_connect(path)
+        try:
+            known = len(migrations(resource_dir("migrations")))
+            current = schema_version(conn)
+            if current != known:
+                migrate(conn, path, resource_dir("migrations"))
+        except BaseException:
+            conn.close()
+            raise
+    return conn

@@ -1,0 +1,89 @@
+"""A submitted job as it travels in the journal, and how it becomes a jobs row.
+
+`accept_submit` is the single way a job row comes to exist. The API calls it in the same
+transaction that appends the `submit` journal row, so `tock jobs` shows the job at once
+and the next submit can name it; the tick calls it again when it consumes that row (a
+no-op then) and on replay (where it creates the row). Same input, same row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.rules import CompiledNode, store_rule
+
+NEW_JOB_REASON = "New job is waiting for scheduling"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    id: int
+    name: str
+    user: str
+    command: str
+    cwd: str
+    stdout: str
+    stderr: str
+    env: dict[str, str] = field(default_factory=dict)
+    condition: str | None = None
+    nodes: list[CompiledNode] = field(default_factory=list)
+    hold: bool = False
+    terminate_orphan: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> JobSpec:
+        return cls(**payload)
+
+
+def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: JobSpec) -> bool:
+    """Create the job row, its rule and its first history rows; False if it already exists."""
+    import json
+
+    state = "PSUSP" if spec.hold else "PEND"
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO jobs (id, name, user, command, cwd, env, stdout_path, stderr_path, "
+        "condition, state, pending_reason, terminate_orphan, submit_time, journal_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            spec.id,
+            spec.name,
+            spec.user,
+            spec.command,
+            spec.cwd,
+            json.dumps(spec.env, separators=(",", ":")),
+            spec.stdout,
+            spec.stderr,
+            spec.condition,
+            state,
+            NEW_JOB_REASON,
+            int(spec.terminate_orphan),
+            time,
+            journal_id,
+        ),
+    )
+    if cursor.rowcount == 0:
+        return False
+    conn.execute(
+        "UPDATE counters SET value = max(value, ?) WHERE name = 'job'",
+        (spec.id,),
+    )
+    if spec.condition is not None:
+        store_rule(conn, spec.id, spec.condition, spec.nodes)
+    conn.execute(
+        "INSERT INTO history (time, job_id, journal_id, event, to_state, user, reason) "
+        "VALUES (?, ?, ?, 'submitted', ?, ?, ?)",
+        (
+            time,
+            spec.id,
+            journal_id,
+            state,
+            spec.user,
+            "held at submission (-H)" if spec.hold else None,
+        ),
+    )
+    return True
