@@ -87,7 +87,7 @@ class Tock:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = open_db(self.layout.db)
+            self._conn = open_db(self.layout.db, busy_timeout_ms=self.config.busy_timeout_ms)
         return self._conn
 
     def close(self) -> None:
@@ -198,9 +198,14 @@ class Tock:
             path = path.replace("%J", str(job_id))
             return str(workdir / Path(path).expanduser())
 
-        directory = self.config.output_dir or self.layout.default_output_dir
+        directory = (self.config.output_dir or self.layout.default_output_dir) / self.user
         out = resolve(stdout) if stdout else str(directory / f"{job_id}.out")
-        err = resolve(stderr) if stderr else out if stdout else str(directory / f"{job_id}.err")
+        if stderr:
+            err = resolve(stderr)
+        elif stdout:
+            err = out  # LSF: -o without -e collects both streams
+        else:
+            err = str(directory / f"{job_id}.err")
         return out, err
 
     def _request(self, kind: str, job_id: int, check: str, payload: dict[str, object]) -> None:

@@ -19,12 +19,19 @@ from engine.errors import TockError
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """Settings from tock.toml; every key is described in docs/config.md."""
+
     max_running: int = field(default_factory=lambda: os.cpu_count() or 1)
     admins: tuple[str, ...] = ()
     orphan_grace_period: float | None = None
     kill_grace_period: float = 10.0
+    busy_timeout: float = 5.0
     output_dir: Path | None = None
     source: Path | None = None  # the file it came from, None for defaults
+
+    @property
+    def busy_timeout_ms(self) -> int:
+        return int(self.busy_timeout * 1000)
 
 
 def _positive_int(value: Any) -> int:
@@ -59,6 +66,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "admins": _user_list,
     "orphan_grace_period": _seconds,
     "kill_grace_period": _seconds,
+    "busy_timeout": _seconds,
     "output_dir": _path,
 }
 

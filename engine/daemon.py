@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
 import selectors
 import signal
 import sqlite3
@@ -87,12 +88,13 @@ class Daemon:
         self.layout.db.parent.mkdir(parents=True, exist_ok=True)
         self.lock = DaemonLock(self.layout.daemon_lock)
         try:
-            self.conn = open_db(self.layout.db)
+            self.conn = open_db(self.layout.db, busy_timeout_ms=self.config.busy_timeout_ms)
         except StoreError:
             self.lock.release()
             raise
-        output_dir = self.config.output_dir or self.layout.default_output_dir
-        output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir = self.config.output_dir or self.layout.default_output_dir
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_users: set[str] = set()
         self.fifo = WakeFifo(self.layout.wake_fifo)
         self.signal_read, self.signal_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.signal_write)
@@ -278,7 +280,27 @@ class Daemon:
                         payload={"error": result},
                     )
 
+    def _prepare_output(self, user: str) -> None:
+        """Each user's default output directory, owned by that user: a daemon running as
+        root runs jobs as their owners, and they must be able to create their files."""
+        if user in self.output_users:
+            return
+        directory = self.output_dir / user
+        directory.mkdir(exist_ok=True)
+        if os.geteuid() == 0 and user != "root":
+            with contextlib.suppress(KeyError, OSError):
+                entry = pwd.getpwnam(user)
+                os.chown(directory, entry.pw_uid, entry.pw_gid)
+        self.output_users.add(user)
+
     def _start(self, action: sqlite3.Row) -> tuple[str, str]:
+        owner = self.conn.execute(
+            "SELECT user FROM jobs WHERE id = ?", (action["job_id"],)
+        ).fetchone()
+        try:
+            self._prepare_output(owner[0])
+        except OSError as exc:
+            self.log(f"cannot prepare the output directory of {owner[0]}: {exc}")
         for attempt in range(2):
             try:
                 self.launcher.start(action["run_id"])

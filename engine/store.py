@@ -28,10 +28,7 @@ class StoreError(TockError):
 def _explain(path: Path, exc: sqlite3.Error) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreError(
-            f"{path}: database is locked (another process held it for more than "
-            f"{BUSY_TIMEOUT_MS // 1000} s); try again"
-        )
+        return StoreError(f"{path}: database is locked by another process; try again")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return StoreError(f"{path}: not a usable Tock database ({text})")
     if "unable to open" in text or "readonly" in text:
@@ -50,8 +47,8 @@ def translated_errors(path: Path) -> Iterator[None]:
         raise _explain(path, exc) from None
 
 
-def _configure(conn: sqlite3.Connection) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode is {mode})")
@@ -60,11 +57,11 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_size_limit = 67108864")
 
 
-def raw_connect(path: Path) -> sqlite3.Connection:
+def raw_connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """A configured connection in autocommit mode; no schema check (the wrapper's use)."""
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    _configure(conn)
+    _configure(conn, busy_timeout_ms)
     return conn
 
 
@@ -131,7 +128,9 @@ def migrate(conn: sqlite3.Connection, path: Path, directory: Path) -> int:
     return len(known)
 
 
-def open_db(path: Path, *, create: bool = True) -> sqlite3.Connection:
+def open_db(
+    path: Path, *, create: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
     """Open (and if needed create and migrate) a Tock database."""
     from engine.resources import resource_dir
 
@@ -139,7 +138,7 @@ def open_db(path: Path, *, create: bool = True) -> sqlite3.Connection:
         raise StoreError(f"{path}: no such database")
     with translated_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = raw_connect(path)
+        conn = raw_connect(path, busy_timeout_ms)
         try:
             known = len(migrations(resource_dir("migrations")))
             current = schema_version(conn)

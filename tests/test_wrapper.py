@@ -1,0 +1,48 @@
+"""The job wrapper's claim: the one thing that keeps a job from ever starting twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Engine
+
+from engine import wrapper
+from engine.store import raw_connect
+
+
+def test_only_the_first_wrapper_claims_a_run(engine: Engine, db_path: Path) -> None:
+    job = engine.api.submit("true", name="once", env={})
+    engine.tick()
+    run_id = engine.run_of(job)
+    first = wrapper.claim(raw_connect(db_path), run_id)
+    second = wrapper.claim(raw_connect(db_path), run_id)
+    assert first is not None and first.name == "once"
+    assert second is None
+    rows = engine.conn.execute(
+        "SELECT count(*) FROM journal WHERE kind = 'run_started' AND run_id = ?", (run_id,)
+    ).fetchone()[0]
+    assert rows == 1
+
+
+def test_a_cancelled_run_is_not_claimed(engine: Engine, db_path: Path) -> None:
+    job = engine.api.submit("true", env={})
+    engine.tick()
+    run_id = engine.run_of(job)
+    engine.api.kill(job)
+    engine.tick()
+    assert wrapper.claim(raw_connect(db_path), run_id) is None
+
+
+def test_the_job_environment_carries_lsf_variables(engine: Engine, db_path: Path) -> None:
+    job = engine.api.submit("true", name="named", env={"KEEP": "1"})
+    engine.tick()
+    claimed = wrapper.claim(raw_connect(db_path), engine.run_of(job))
+    assert claimed is not None
+    env = wrapper.job_environment(claimed, db_path)
+    assert env["KEEP"] == "1"
+    assert (env["LSB_JOBID"], env["LSB_JOBNAME"], env["LSB_EVENT_ATTRIB"]) == (
+        str(job),
+        "named",
+        "",
+    )
+    assert env["TOCK_DB"] == str(db_path)
