@@ -9,6 +9,7 @@ decision about it is still the tick's.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import sqlite3
@@ -41,6 +42,18 @@ def command_line(command: str | Sequence[str]) -> str:
     if not line.strip():
         raise TockError("the command is empty")
     return line
+
+
+def utf8(what: str, text: str) -> str:
+    """The database stores text as UTF-8; bytes that are not (from argv) are refused here."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end].encode("utf-8", "surrogateescape")
+        raise TockError(
+            f"{what} is not valid UTF-8 (byte {bad!r} at position {exc.start})"
+        ) from None
+    return text
 
 
 def check_name(name: str) -> str:
@@ -114,7 +127,10 @@ class Tock:
         ).fetchone()
         if row is None or row["deleted"]:
             raise TockError(f"Job <{job_id}>: No matching job found")
-        if not may_change(self.user, row["user"], self.config.admins):
+        # Administrators are those of the daemon's configuration, recorded in the database,
+        # not of whatever configuration the requester's environment names.
+        admins = json.loads(conn.execute("SELECT admins FROM tick_state").fetchone()[0])
+        if not may_change(self.user, row["user"], admins):
             raise TockError(
                 f"Job <{job_id}>: user {self.user} may not change a job of user {row['user']}"
             )
@@ -136,13 +152,20 @@ class Tock:
         env: Mapping[str, str] | None = None,
     ) -> int:
         """Submit a job; its id. Nothing is created when the request is refused."""
-        line = command_line(command)
+        line = utf8("the command", command_line(command))
+        if name is not None:
+            utf8("the job name", name)
         job_name = check_name(name) if name is not None else line[-DEFAULT_NAME_LENGTH:]
         if terminate_orphan and condition is None:
             raise TockError("-ti needs a dependency condition (-w)")
         workdir = Path(cwd if cwd is not None else os.getcwd()).absolute()
+        utf8("the working directory", str(workdir))
+        for what, path in (("-o", stdout), ("-e", stderr)):
+            if path is not None:
+                utf8(f"the {what} file name", path)
         tree = None
         if condition is not None:
+            utf8("the condition", condition)
             from engine.condparse import parse_condition
 
             parsed = parse_condition(condition)
@@ -251,6 +274,7 @@ class Tock:
             from engine.condparse import parse_condition
             from engine.rules import Resolver, compile_condition, find_cycle, referenced_jobs
 
+            utf8("the condition", condition)
             parsed = parse_condition(condition)
             if not parsed.ok:
                 raise TockError(str(parsed.diagnostics[0]))
@@ -304,6 +328,10 @@ class Tock:
     ) -> list[JobInfo]:
         """Block until the jobs have finished (DONE or EXIT); raise TockError on timeout."""
         wanted = list(job_ids)
+        known = {info.id for info in self.jobs(wanted)}
+        for job_id in wanted:
+            if job_id not in known:
+                raise TockError(f"Job <{job_id}>: No matching job found")
         deadline = time.monotonic() + timeout
         while True:
             infos = self.jobs(wanted)

@@ -16,6 +16,7 @@ from typing import Any
 from engine import journal
 from engine.submission import JobSpec, accept_submit
 from engine.transitions import PENDING_STATES, TickContext
+from engine.users import may_change
 
 
 def _job(ctx: TickContext, job_id: int | None) -> sqlite3.Row | None:
@@ -36,6 +37,16 @@ def _run(ctx: TickContext, run_id: int | None) -> sqlite3.Row | None:
     return row
 
 
+def _allowed(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row) -> bool:
+    """The API refuses other users' jobs before writing; this is the tick's own check."""
+    if may_change(row["user"], job["user"], ctx.admins):
+        return True
+    ctx.history(
+        job["id"], "refused", user=row["user"], reason=f"{row['kind']} of a job of {job['user']}"
+    )
+    return False
+
+
 def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     spec = JobSpec.from_payload(payload)
     accept_submit(ctx.conn, row["id"], row["time"], spec)
@@ -46,7 +57,7 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     from engine.rules import store_rule
 
     job = _job(ctx, row["job_id"])
-    if job is None:
+    if job is None or not _allowed(ctx, row, job):
         return
     if job["state"] not in PENDING_STATES:
         ctx.history(job["id"], "modify_ignored", user=row["user"], reason=f"job is {job['state']}")
@@ -57,7 +68,7 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     else:
         store_rule(ctx.conn, job["id"], condition, payload["nodes"])
     ctx.conn.execute(
-        "UPDATE jobs SET condition = ?, orphan_deadline = NULL WHERE id = ?",
+        "UPDATE jobs SET condition = ?, invalid_since = NULL WHERE id = ?",
         (condition, job["id"]),
     )
     reason = f"condition <{condition}>" if condition is not None else "condition removed"
@@ -81,8 +92,11 @@ def _stop(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row, verb: str) -> No
     assert run is not None
     if run["status"] == "dispatched":
         # The wrapper has not claimed the run yet; its claim will now fail.
-        ctx.conn.execute("UPDATE job_runs SET status = 'cancelled' WHERE id = ?", (run["id"],))
         reason = f"{verb} by user {user} before it started"
+        ctx.conn.execute(
+            "UPDATE job_runs SET status = 'cancelled', end_time = ?, reason = ? WHERE id = ?",
+            (ctx.now, reason, run["id"]),
+        )
         ctx.transition(
             job["id"],
             "RUN",
@@ -101,13 +115,13 @@ def _stop(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row, verb: str) -> No
 
 def on_kill(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     job = _job(ctx, row["job_id"])
-    if job is not None:
+    if job is not None and _allowed(ctx, row, job):
         _stop(ctx, row, job, "killed")
 
 
 def on_delete(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     job = _job(ctx, row["job_id"])
-    if job is None or job["deleted"]:
+    if job is None or job["deleted"] or not _allowed(ctx, row, job):
         return
     _stop(ctx, row, job, "deleted")
     ctx.conn.execute("UPDATE jobs SET deleted = 1 WHERE id = ?", (job["id"],))
@@ -116,7 +130,7 @@ def on_delete(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
 
 def on_resume(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     job = _job(ctx, row["job_id"])
-    if job is None or job["state"] != "PSUSP":
+    if job is None or job["state"] != "PSUSP" or not _allowed(ctx, row, job):
         return
     ctx.transition(job["id"], "PSUSP", "PEND", "resumed", user=row["user"])
     ctx.to_evaluate.add(job["id"])
@@ -127,7 +141,12 @@ def on_run_started(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) 
     if run is None:
         return
     if run["status"] != "dispatched":
-        # Killed or declared lost before the wrapper got going: stop it now.
+        # Killed or declared lost before the wrapper got going, which claimed the run in the
+        # meantime: record where it is, so the signal can reach it, and stop it.
+        ctx.conn.execute(
+            "UPDATE job_runs SET pid = ?, pid_start = ? WHERE id = ?",
+            (payload.get("pid"), payload.get("pid_start"), run["id"]),
+        )
         ctx.history(run["job_id"], "late_start", run_id=run["id"], reason=f"run is {run['status']}")
         ctx.action("signal", run["job_id"], run["id"], {"signal": int(signal.SIGTERM)})
         return
@@ -222,19 +241,13 @@ def on_daemon_start(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
     ctx.max_running = int(payload.get("max_running") or ctx.max_running)
     grace = payload.get("orphan_grace_period")
     ctx.orphan_grace = None if grace is None else float(grace)
+    ctx.admins = frozenset(payload.get("admins") or [])
+    # The policy of the daemon's configuration, recorded so the API can read it from the
+    # database rather than from whatever configuration a requester points at.
     ctx.conn.execute(
-        "UPDATE tick_state SET max_running = ?, orphan_grace = ?",
-        (ctx.max_running, ctx.orphan_grace),
+        "UPDATE tick_state SET max_running = ?, orphan_grace = ?, admins = ?",
+        (ctx.max_running, ctx.orphan_grace, json.dumps(list(payload.get("admins") or []))),
     )
-    if ctx.orphan_grace is not None:
-        # A newly configured grace period applies to orphans already waiting.
-        ctx.conn.execute(
-            "UPDATE jobs SET orphan_deadline = ? WHERE dep_value = 'invalid' "
-            "AND state IN ('PEND', 'PSUSP') AND orphan_deadline IS NULL",
-            (ctx.now + ctx.orphan_grace,),
-        )
-    else:
-        ctx.conn.execute("UPDATE jobs SET orphan_deadline = NULL WHERE orphan_deadline IS NOT NULL")
 
 
 def on_clock(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:

@@ -1,8 +1,9 @@
 """tock.toml: the one configuration file, validated key by key.
 
 Lookup order: `$TOCK_CONFIG`, else `tock.toml` beside the database, else
-`$XDG_CONFIG_HOME/tock/tock.toml`. A missing file means defaults; an unknown key or a
-bad value is an error that names the key and the file. Every key is in docs/config.md.
+`$XDG_CONFIG_HOME/tock/tock.toml`. No file at all means defaults, but a `$TOCK_CONFIG` that
+names a missing file is an error (it was asked for). An unknown key or a bad value is an
+error that names the key and the file. Every key is in docs/config.md.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
+def _positive_seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError("must be a number of seconds greater than 0")
+    return float(value)
+
+
 def _user_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ValueError("must be a list of user names")
@@ -66,7 +73,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "admins": _user_list,
     "orphan_grace_period": _seconds,
     "kill_grace_period": _seconds,
-    "busy_timeout": _seconds,
+    "busy_timeout": _positive_seconds,
     "output_dir": _path,
 }
 

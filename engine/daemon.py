@@ -59,6 +59,9 @@ class DaemonLock:
 
 
 class Daemon:
+    """The scheduler loop. Run it in the main thread: it installs SIGTERM and SIGINT
+    handlers (and puts the previous ones back when it returns)."""
+
     def __init__(
         self,
         db: str | os.PathLike[str] | None = None,
@@ -97,9 +100,11 @@ class Daemon:
         self.output_users: set[str] = set()
         self.fifo = WakeFifo(self.layout.wake_fifo)
         self.signal_read, self.signal_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(self.signal_write)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        self._previous_wakeup = signal.set_wakeup_fd(self.signal_write)
+        self._previous_handlers = {
+            number: signal.signal(number, self._on_signal)
+            for number in (signal.SIGTERM, signal.SIGINT)
+        }
         self.launcher = Launcher(self.layout, self.config.kill_grace_period)
         self.selector.register(self.fifo.fd, selectors.EVENT_READ, "fifo")
         self.selector.register(self.signal_read, selectors.EVENT_READ, "signal")
@@ -110,7 +115,9 @@ class Daemon:
             watch.close()
         self.launcher.close()
         self.selector.close()
-        signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(self._previous_wakeup)
+        for number, handler in self._previous_handlers.items():
+            signal.signal(number, handler)
         os.close(self.signal_read)
         os.close(self.signal_write)
         self.fifo.close()
@@ -217,6 +224,7 @@ class Daemon:
                 "pid": os.getpid(),
                 "max_running": self.config.max_running,
                 "orphan_grace_period": self.config.orphan_grace_period,
+                "admins": list(self.config.admins),
             },
         )
 
@@ -364,9 +372,10 @@ class Daemon:
     # -- when to wake, when to stop ---------------------------------------------------------
 
     def next_wakeup(self) -> float | None:
+        """The next time a decision falls due with no other input: an orphan's grace end."""
         row = self.conn.execute(
-            "SELECT min(orphan_deadline) FROM jobs WHERE orphan_deadline IS NOT NULL "
-            "AND state IN ('PEND', 'PSUSP')"
+            "SELECT (SELECT min(invalid_since) FROM jobs WHERE invalid_since IS NOT NULL) "
+            "+ orphan_grace FROM tick_state"
         ).fetchone()
         return None if row[0] is None else float(row[0])
 

@@ -56,8 +56,9 @@ def terminate_orphan(ctx: TickContext, job_id: int, state: str) -> None:
 
 def evaluate_job(ctx: TickContext, job_id: int) -> None:
     job = ctx.conn.execute(
-        "SELECT state, dep_value, ready, pending_reason, terminate_orphan, orphan_deadline "
-        "FROM jobs WHERE id = ?",
+        "SELECT j.state, j.dep_value, j.ready, j.pending_reason, j.terminate_orphan, "
+        "j.invalid_since, r.value AS rule_value FROM jobs AS j "
+        "LEFT JOIN rules AS r ON r.job_id = j.id WHERE j.id = ?",
         (job_id,),
     ).fetchone()
     if job is None or job["state"] not in PENDING_STATES:
@@ -68,31 +69,32 @@ def evaluate_job(ctx: TickContext, job_id: int) -> None:
     if value is Value.INVALID and job["terminate_orphan"]:
         terminate_orphan(ctx, job_id, job["state"])
         return
-    deadline = job["orphan_deadline"]
-    if value is Value.INVALID and deadline is None and ctx.orphan_grace is not None:
-        deadline = ctx.now + ctx.orphan_grace
-    elif value is not Value.INVALID:
-        deadline = None
+    # An orphan's clock starts when its condition first became invalid; the grace period is
+    # applied when deciding (expire_orphans), so a changed grace period applies at once.
+    since = None
+    if value is Value.INVALID:
+        since = job["invalid_since"] if job["invalid_since"] is not None else ctx.now
     update = {
         "dep_value": value.value if root is not None else None,
         "ready": int(value is Value.TRUE),
         "pending_reason": pending_reason(job["state"], value),
-        "orphan_deadline": deadline,
+        "invalid_since": since,
     }
     if any(job[name] != wanted for name, wanted in update.items()):
         sets = ", ".join(f"{name} = ?" for name in update)
         ctx.conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*update.values(), job_id))
-        if root is not None and job["dep_value"] != update["dep_value"]:
-            ctx.conn.execute(
-                "UPDATE rules SET value = ?, evaluated_at = ? WHERE job_id = ?",
-                (update["dep_value"], ctx.now, job_id),
-            )
+    if root is not None and job["rule_value"] != value.value:
+        ctx.conn.execute(
+            "UPDATE rules SET value = ?, evaluated_at = ? WHERE job_id = ?",
+            (value.value, ctx.now, job_id),
+        )
 
 
 def expire_orphans(ctx: TickContext) -> None:
+    if ctx.orphan_grace is None:
+        return
     rows = ctx.conn.execute(
-        "SELECT id, state FROM jobs WHERE orphan_deadline <= ? AND state IN ('PEND', 'PSUSP')",
-        (ctx.now,),
+        "SELECT id, state FROM jobs WHERE invalid_since <= ?", (ctx.now - ctx.orphan_grace,)
     ).fetchall()
     for row in rows:
         terminate_orphan(ctx, row["id"], row["state"])

@@ -105,7 +105,6 @@ def why_tree(job: JobInfo, root: WhyNode | None) -> str:
 
 _PHRASES = {
     "submitted": "Submitted",
-    "held": "Held",
     "resumed": "Resumed",
     "modified": "Dependency condition changed",
     "modify_ignored": "Change of condition ignored",
@@ -119,6 +118,7 @@ _PHRASES = {
     "orphan": "Terminated as an orphan",
     "lost": "Lost",
     "late_start": "Started after it was ended; stopping it",
+    "refused": "Request refused",
 }
 
 

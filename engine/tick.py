@@ -13,6 +13,7 @@ savepoint, recorded in tick_errors and skipped, so one bad row cannot stop the d
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import traceback
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ def run_tick(conn: sqlite3.Connection, *, batch: int = DEFAULT_BATCH) -> TickRes
             now=state["now"],
             max_running=state["max_running"],
             orphan_grace=state["orphan_grace"],
+            admins=frozenset(json.loads(state["admins"])),
         )
         rows = conn.execute(
             "SELECT * FROM journal WHERE id > ? ORDER BY id LIMIT ?",

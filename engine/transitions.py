@@ -23,6 +23,7 @@ class TickContext:
     journal_id: int = 0
     max_running: int = 1
     orphan_grace: float | None = None
+    admins: frozenset[str] = frozenset()
     changed: set[int] = field(default_factory=set)  # jobs whose state changed
     to_evaluate: set[int] = field(default_factory=set)  # jobs whose own rule may have changed
     evaluations: int = 0
@@ -62,7 +63,8 @@ class TickContext:
         if to_state in FINISHED_STATES:
             columns.setdefault("end_time", self.now)
             columns.setdefault("ready", 0)
-            columns.setdefault("orphan_deadline", None)
+        if to_state not in PENDING_STATES:
+            columns.setdefault("invalid_since", None)
         sets = ["state = ?"] + [f"{name} = ?" for name in columns]
         self.conn.execute(
             f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?",

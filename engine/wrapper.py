@@ -18,13 +18,16 @@ import pwd
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 from engine import journal, procs, store, wake
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +43,26 @@ class Job:
     env: dict[str, str]
 
 
+def while_busy(action: Callable[[], T]) -> T:
+    """Retry while another process holds the write lock: a busy database may delay a job's
+    start or its report, never lose them."""
+    delay = 0.05
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 def claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
     """Record the start of this run, or return None if it is not ours to run."""
+    return while_busy(lambda: _claim(conn, run_id))
+
+
+def _claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
     with store.write(conn):
         row = conn.execute(
             "SELECT r.status, j.* FROM job_runs AS r JOIN jobs AS j ON j.id = r.job_id "
@@ -199,28 +220,22 @@ def wait_for(pid: int) -> tuple[int, int | None]:
 
 
 def report(conn: sqlite3.Connection, job: Job, payload: dict[str, object]) -> None:
-    """Write run_finished, retrying while the database is busy: this report must land."""
-    delay = 0.05
-    while True:
-        try:
-            with store.write(conn):
-                journal.append(
-                    conn,
-                    time=time.time(),
-                    kind=journal.RUN_FINISHED,
-                    user=job.user,
-                    job_id=job.job_id,
-                    run_id=job.run_id,
-                    payload=payload,
-                )
-            return
-        except sqlite3.IntegrityError:
-            return  # already reported
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    """Write run_finished; this report must land."""
+
+    def append() -> None:
+        with store.write(conn):
+            journal.append(
+                conn,
+                time=time.time(),
+                kind=journal.RUN_FINISHED,
+                user=job.user,
+                job_id=job.job_id,
+                run_id=job.run_id,
+                payload=payload,
+            )
+
+    with contextlib.suppress(sqlite3.IntegrityError):  # already reported
+        while_busy(append)
 
 
 def run(db: Path, fifo: Path, run_id: int, kill_grace: float) -> int:

@@ -36,7 +36,8 @@ CREATE TABLE tick_state (
     now             REAL    NOT NULL DEFAULT 0,
     ticks           INTEGER NOT NULL DEFAULT 0,
     max_running     INTEGER NOT NULL DEFAULT 1 CHECK (max_running >= 1),
-    orphan_grace    REAL
+    orphan_grace    REAL,
+    admins          TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(admins))
 ) STRICT;
 INSERT INTO tick_state (id) VALUES (1);
 
@@ -62,7 +63,7 @@ CREATE TABLE jobs (
     ready             INTEGER NOT NULL DEFAULT 0 CHECK (ready IN (0, 1)),
     pending_reason    TEXT,
     terminate_orphan  INTEGER NOT NULL DEFAULT 0 CHECK (terminate_orphan IN (0, 1)),
-    orphan_deadline   REAL,
+    invalid_since     REAL,
     exit_code         INTEGER,
     term_signal       INTEGER,
     exit_reason       TEXT,
@@ -77,9 +78,10 @@ CREATE TABLE jobs (
 ) STRICT;
 
 CREATE INDEX jobs_user_name ON jobs (user, name, id);
-CREATE INDEX jobs_state ON jobs (state);
-CREATE INDEX jobs_ready ON jobs (id) WHERE state = 'PEND' AND ready = 1;
-CREATE INDEX jobs_orphan_deadline ON jobs (orphan_deadline) WHERE orphan_deadline IS NOT NULL;
+-- Serves both "how many run" and "the oldest ready pending jobs" without touching the rest.
+CREATE INDEX jobs_state ON jobs (state, ready, id);
+-- Set only while a pending job's condition is invalid, so it holds just the orphans.
+CREATE INDEX jobs_orphans ON jobs (invalid_since) WHERE invalid_since IS NOT NULL;
 
 CREATE TABLE job_runs (
     id             INTEGER PRIMARY KEY,
@@ -99,7 +101,7 @@ CREATE TABLE job_runs (
     UNIQUE (job_id, run_no)
 ) STRICT;
 
-CREATE INDEX job_runs_open ON job_runs (status) WHERE status IN ('dispatched', 'running');
+CREATE INDEX job_runs_status ON job_runs (status);
 
 -- One row per distinct external condition atom (calendar, file or user event).
 CREATE TABLE events (
@@ -227,8 +229,8 @@ SELECT
     j.dep_value,
     j.pending_reason,
     strftime('%Y-%m-%dT%H:%M:%S', j.submit_time, 'unixepoch', 'localtime') AS submit_time,
-    CASE WHEN j.orphan_deadline IS NOT NULL
-         THEN strftime('%Y-%m-%dT%H:%M:%S', j.orphan_deadline, 'unixepoch', 'localtime') END
-         AS orphan_deadline
-FROM jobs AS j
+    strftime('%Y-%m-%dT%H:%M:%S', j.invalid_since, 'unixepoch', 'localtime') AS invalid_since,
+    strftime('%Y-%m-%dT%H:%M:%S', j.invalid_since + t.orphan_grace, 'unixepoch', 'localtime')
+        AS terminate_at
+FROM jobs AS j, tick_state AS t
 WHERE j.state IN ('PEND', 'PSUSP') AND j.deleted = 0;

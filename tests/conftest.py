@@ -70,10 +70,17 @@ class Engine:
     def tick(self) -> TickResult:
         return run_until_caught_up(self.conn)
 
-    def daemon_start(self, max_running: int = 4, grace: float | None = None) -> None:
+    def daemon_start(
+        self, max_running: int = 4, grace: float | None = None, admins: tuple[str, ...] = ()
+    ) -> None:
         self.append(
             journal.DAEMON_START,
-            payload={"pid": 1, "max_running": max_running, "orphan_grace_period": grace},
+            payload={
+                "pid": 1,
+                "max_running": max_running,
+                "orphan_grace_period": grace,
+                "admins": list(admins),
+            },
         )
 
     def state(self, job_id: int) -> str:

@@ -7,7 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import Engine
 
+from engine import journal
 from engine.api import Tock
 from engine.clock import ManualClock
 from engine.config import Config
@@ -81,23 +83,39 @@ def test_environment_is_captured_at_submit(tock: Tock, monkeypatch: pytest.Monke
     assert '"TOCK_TEST_MARKER":"seen"' in env
 
 
-def test_only_the_owner_or_an_admin_changes_a_job(db_path: Path, clock: ManualClock) -> None:
-    alice = Tock(db_path, clock=clock, user="alice", config=Config())
-    bob = Tock(db_path, clock=clock, user="bob", config=Config())
-    ops = Tock(db_path, clock=clock, user="ops", config=Config(admins=("ops",)))
+def test_only_the_owner_or_an_admin_changes_a_job(engine: Engine, clock: ManualClock) -> None:
+    engine.daemon_start(admins=("ops",))
+    engine.tick()
+    db = engine.api.db_path
+    alice = engine.api  # the fixture acts as alice
+    bob = Tock(db, clock=clock, user="bob", config=Config())
+    ops = Tock(db, clock=clock, user="ops", config=Config())
     job = alice.submit("true", hold=True, env={})
     for attempt in (bob.kill, bob.delete, bob.resume):
         with pytest.raises(TockError, match="user bob may not change a job of user alice"):
             attempt(job)
     with pytest.raises(TockError, match="may not change"):
         bob.modify(job, None)
-    ops.resume(job)  # an administrator may
-    alice.kill(job)
-    assert [row[0] for row in alice.conn.execute("SELECT user FROM journal ORDER BY id")] == [
-        "alice",
-        "ops",
-        "alice",
-    ]
+    ops.resume(job)  # an administrator of the daemon's configuration may
+    engine.tick()
+    assert engine.state(job) == "RUN"
+
+
+def test_admins_come_from_the_daemon_not_the_requester(engine: Engine, clock: ManualClock) -> None:
+    job = engine.api.submit("true", hold=True, env={})
+    mallory = Tock(
+        engine.api.db_path, clock=clock, user="mallory", config=Config(admins=("mallory",))
+    )
+    with pytest.raises(TockError, match="user mallory may not change"):
+        mallory.kill(job)
+
+
+def test_the_tick_refuses_requests_the_api_would_have_refused(engine: Engine) -> None:
+    job = engine.api.submit("true", hold=True, env={})
+    engine.append(journal.KILL, user="mallory", job_id=job, payload={})  # written by hand
+    engine.tick()
+    assert engine.state(job) == "PSUSP"
+    assert engine.api.history(job)[-1].event == "refused"
 
 
 def test_requests_on_unknown_or_finished_jobs(tock: Tock) -> None:

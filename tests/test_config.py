@@ -56,6 +56,7 @@ def test_every_key_parses(tmp_path: Path) -> None:
         ("max_running = true", "key 'max_running' must be a whole number"),
         ('admins = "bob"', "key 'admins' must be a list of user names"),
         ("orphan_grace_period = -1", "key 'orphan_grace_period' must be a number of seconds"),
+        ("busy_timeout = 0", "key 'busy_timeout' must be a number of seconds greater than 0"),
         ('output_dir = "relative/dir"', "key 'output_dir' must be an absolute path"),
         ("max_running = ", "Invalid value"),
     ],

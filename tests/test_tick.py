@@ -175,12 +175,18 @@ def test_kill_before_the_wrapper_claims_cancels_the_run(engine: Engine) -> None:
     engine.api.kill(job)
     engine.tick()
     assert engine.state(job) == "EXIT"
-    run = engine.conn.execute("SELECT status FROM job_runs WHERE job_id = ?", (job,)).fetchone()
+    run = engine.conn.execute(
+        "SELECT status, end_time, reason FROM job_runs WHERE job_id = ?", (job,)
+    ).fetchone()
     assert run["status"] == "cancelled"
-    # A wrapper that claimed anyway (it won the race) is told to stop.
-    engine.started(job)
+    assert run["end_time"] is not None
+    assert run["reason"] == "killed by user alice before it started"
+    # A wrapper that claimed anyway (it won the race) is told to stop, at its own pid.
+    engine.started(job, pid=5151)
     engine.tick()
     assert ("signal", job) in engine.pending_actions()
+    pid = engine.conn.execute("SELECT pid FROM job_runs WHERE job_id = ?", (job,)).fetchone()[0]
+    assert pid == 5151
 
 
 def test_lost_run_ends_the_job(engine: Engine) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
 from conftest import Engine
@@ -46,3 +48,18 @@ def test_the_job_environment_carries_lsf_variables(engine: Engine, db_path: Path
         "",
     )
     assert env["TOCK_DB"] == str(db_path)
+
+
+def test_a_busy_database_delays_the_claim_but_does_not_lose_it(
+    engine: Engine, db_path: Path
+) -> None:
+    job = engine.api.submit("true", env={})
+    engine.tick()
+    run_id = engine.run_of(job)
+    holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, holder.execute, ["ROLLBACK"])
+    release.start()
+    claimed = wrapper.claim(raw_connect(db_path, busy_timeout_ms=20), run_id)
+    release.join()
+    assert claimed is not None and claimed.job_id == job

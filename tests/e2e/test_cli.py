@@ -280,3 +280,27 @@ def test_a_root_daemon_runs_each_job_as_its_owner(shared_db: Path) -> None:
     output = Path(info["stdout"])
     assert output.parent == shared_db.parent / "output" / "nobody"
     assert output.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["--", "echo \udcff"], "the command"),
+        (["-J", "n\udcff", "--", "true"], "the job name"),
+        (["-w", "done(\udcff)", "--", "true"], "the condition"),
+        (["-o", "/tmp/\udcff", "--", "true"], "the -o file name"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_refused_in_one_line(
+    db_path: Path, args: list[str], what: str
+) -> None:
+    raw = [os.fsencode(arg) for arg in args]
+    result = subprocess.run(
+        [os.fsencode(TOCK), b"--db", os.fsencode(db_path), b"submit", *raw],
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    expected = f"tock: {what} is not valid UTF-8 (byte b'\\xff' at position "
+    assert result.stderr.startswith(expected.encode())
+    assert result.stderr.count(b"\n") == 1
