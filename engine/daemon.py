@@ -1,5 +1,8 @@
 """The daemon: tick, dispatch, sleep until there is something to do. Single-threaded.
 
+This module is the loop that wires the stages together: engine/tick.py decides,
+engine/dispatch.py acts on the outbox, engine/liveness.py watches the wrappers.
+
 Each turn of the loop runs ticks until the journal is consumed, carries out the committed
 actions, then sleeps in one `select()` on everything that can bring new input: the wake-up
 FIFO (the CLI and wrappers), the launcher (wrapper exits), a pidfd per running wrapper, and
@@ -12,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import pwd
 import selectors
 import signal
 import sqlite3
@@ -26,9 +27,11 @@ from typing import Any, TextIO
 from engine import journal
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config, load_config
+from engine.dispatch import Dispatcher
 from engine.errors import TockError
+from engine.liveness import Watch, requeue_unclaimed, watch_wrapper, wrapper_ended
 from engine.paths import Layout, layout_for
-from engine.runner import Launcher, LauncherGone, Watch, send_signal, watch_wrapper
+from engine.runner import Launcher, LauncherGone
 from engine.store import StoreError, open_db, translated_errors, write
 from engine.tick import run_until_caught_up
 from engine.users import current_user
@@ -95,9 +98,8 @@ class Daemon:
         except StoreError:
             self.lock.release()
             raise
-        self.output_dir = self.config.output_dir or self.layout.default_output_dir
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.output_users: set[str] = set()
+        output_dir = self.config.output_dir or self.layout.default_output_dir
+        output_dir.mkdir(parents=True, exist_ok=True)
         self.fifo = WakeFifo(self.layout.wake_fifo)
         self.signal_read, self.signal_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._previous_wakeup = signal.set_wakeup_fd(self.signal_write)
@@ -105,15 +107,18 @@ class Daemon:
             number: signal.signal(number, self._on_signal)
             for number in (signal.SIGTERM, signal.SIGINT)
         }
-        self.launcher = Launcher(self.layout, self.config.kill_grace_period)
         self.selector.register(self.fifo.fd, selectors.EVENT_READ, "fifo")
         self.selector.register(self.signal_read, selectors.EVENT_READ, "signal")
-        self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
+        self.launcher: Launcher | None = None
+        self.dispatcher = Dispatcher(
+            self.conn, self.clock, output_dir, self._new_launcher, self.log
+        )
 
     def _close(self) -> None:
         for watch in self.watches.values():
             watch.close()
-        self.launcher.close()
+        if self.launcher is not None:
+            self.launcher.close()
         self.selector.close()
         signal.set_wakeup_fd(self._previous_wakeup)
         for number, handler in self._previous_handlers.items():
@@ -130,7 +135,7 @@ class Daemon:
         self._open()
         try:
             self._record_start()
-            self._recover()
+            requeue_unclaimed(self.conn)  # starts a previous daemon sent may have been lost
             self.log(
                 f"started on {self.layout.db} (max_running {self.config.max_running}, "
                 f"config {self.config.source or 'defaults'})"
@@ -155,7 +160,7 @@ class Daemon:
             result = run_until_caught_up(self.conn)
             if result.errors:
                 self.log(f"{result.errors} journal row(s) could not be applied; see tick_errors")
-            self.dispatch()
+            self.dispatcher.run_pending()
             self._watch_running()
             if exit_when_idle and self.idle():
                 return True
@@ -163,7 +168,7 @@ class Daemon:
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock.now())
         self._wait(timeout)
         if wakeup is not None and self.clock.now() >= wakeup:
-            self._append(journal.CLOCK, payload={})
+            self._tick_clock()
         return False
 
     def _wait(self, timeout: float | None) -> None:
@@ -181,155 +186,55 @@ class Daemon:
                 self.selector.unregister(source.fd)
                 self.watches.pop(source.run_id, None)
                 source.close()
-                self.check_run(source.run_id, source.pid)
+                self._wrapper_ended(source.run_id, source.pid)
+
+    def _new_launcher(self) -> Launcher:
+        """Start a launcher, replacing the current one; the dispatcher calls this too."""
+        if self.launcher is not None:
+            self.selector.unregister(self.launcher.fileno())
+            self.launcher.close()
+        self.launcher = Launcher(self.layout, self.config.kill_grace_period)
+        self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
+        return self.launcher
 
     def _read_launcher(self) -> None:
+        assert self.launcher is not None
         try:
             exits = self.launcher.read()
         except LauncherGone as exc:
             self.log(f"{exc}; starting a new launcher")
-            self.selector.unregister(self.launcher.fileno())
-            self.launcher.restart()
-            self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
-            self._requeue_unclaimed()
+            self.dispatcher.launcher = self._new_launcher()
+            requeue_unclaimed(self.conn)
             return
         for gone in exits:
-            self.check_run(gone.run_id, gone.pid)
+            self._wrapper_ended(gone.run_id, gone.pid)
 
     # -- journal rows the daemon writes ----------------------------------------------------
 
-    def _append(
-        self,
-        kind: str,
-        *,
-        job_id: int | None = None,
-        run_id: int | None = None,
-        payload: dict[str, Any],
-    ) -> None:
-        with write(self.conn):
-            journal.append(
-                self.conn,
-                time=self.clock.now(),
-                kind=kind,
-                user=current_user(),
-                job_id=job_id,
-                run_id=run_id,
-                payload=payload,
-            )
-
     def _record_start(self) -> None:
-        self._append(
-            journal.DAEMON_START,
-            payload={
-                "pid": os.getpid(),
-                "max_running": self.config.max_running,
-                "orphan_grace_period": self.config.orphan_grace_period,
-                "admins": list(self.config.admins),
-            },
-        )
-
-    def check_run(self, run_id: int, pid: int) -> None:
-        """A wrapper has ended: if it claimed the run and never reported, the run is lost."""
         with write(self.conn):
-            rows = self.conn.execute(
-                "SELECT kind, job_id, payload FROM journal WHERE run_id = ?",
-                (run_id,),
-            ).fetchall()
-            kinds = {row["kind"]: row for row in rows}
-            if "run_finished" in kinds or "run_lost" in kinds:
-                return
-            started = kinds.get("run_started")
-            if started is not None and json.loads(started["payload"]).get("pid") != pid:
-                return  # a second wrapper for a run another one had claimed
-            job = self.conn.execute(
-                "SELECT job_id FROM job_runs WHERE id = ?", (run_id,)
-            ).fetchone()
             journal.append(
                 self.conn,
                 time=self.clock.now(),
-                kind=journal.RUN_LOST,
+                kind=journal.DAEMON_START,
                 user=current_user(),
-                job_id=None if job is None else job[0],
-                run_id=run_id,
-                payload={"pid": pid, "reason": "the job wrapper ended without reporting"},
+                payload={
+                    "pid": os.getpid(),
+                    "max_running": self.config.max_running,
+                    "orphan_grace_period": self.config.orphan_grace_period,
+                    "admins": list(self.config.admins),
+                },
             )
 
-    # -- actions ------------------------------------------------------------------------
-
-    def dispatch(self) -> None:
-        """Carry out committed actions, oldest first; mark them done in one transaction."""
-        actions = self.conn.execute(
-            "SELECT * FROM actions WHERE status = 'pending' ORDER BY id"
-        ).fetchall()
-        if not actions:
-            return
-        outcomes: list[tuple[str, str, int]] = []
-        for action in actions:
-            payload = json.loads(action["payload"])
-            if action["kind"] == "start":
-                outcomes.append((*self._start(action), action["id"]))
-            else:
-                outcomes.append((*self._signal(action, int(payload["signal"])), action["id"]))
+    def _tick_clock(self) -> None:
+        """A timer expired: the time is recorded as an input, and the tick acts on it."""
         with write(self.conn):
-            now = self.clock.now()
-            self.conn.executemany(
-                "UPDATE actions SET status = ?, result = ?, dispatched_at = ? WHERE id = ?",
-                [(status, result, now, action_id) for status, result, action_id in outcomes],
+            journal.append(
+                self.conn, time=self.clock.now(), kind=journal.CLOCK, user=current_user()
             )
-            for (status, result, _), action in zip(outcomes, actions, strict=True):
-                if status == "failed" and action["kind"] == "start":
-                    journal.append(
-                        self.conn,
-                        time=now,
-                        kind=journal.DISPATCH_FAILED,
-                        user=current_user(),
-                        job_id=action["job_id"],
-                        run_id=action["run_id"],
-                        payload={"error": result},
-                    )
 
-    def _prepare_output(self, user: str) -> None:
-        """Each user's default output directory, owned by that user: a daemon running as
-        root runs jobs as their owners, and they must be able to create their files."""
-        if user in self.output_users:
-            return
-        directory = self.output_dir / user
-        directory.mkdir(exist_ok=True)
-        if os.geteuid() == 0 and user != "root":
-            with contextlib.suppress(KeyError, OSError):
-                entry = pwd.getpwnam(user)
-                os.chown(directory, entry.pw_uid, entry.pw_gid)
-        self.output_users.add(user)
-
-    def _start(self, action: sqlite3.Row) -> tuple[str, str]:
-        owner = self.conn.execute(
-            "SELECT user FROM jobs WHERE id = ?", (action["job_id"],)
-        ).fetchone()
-        try:
-            self._prepare_output(owner[0])
-        except OSError as exc:
-            self.log(f"cannot prepare the output directory of {owner[0]}: {exc}")
-        for attempt in range(2):
-            try:
-                self.launcher.start(action["run_id"])
-                return "done", "launched"
-            except LauncherGone as exc:
-                if attempt:
-                    return "failed", f"the launcher cannot start ({exc})"
-                self.selector.unregister(self.launcher.fileno())
-                self.launcher.restart()
-                self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
-        raise AssertionError("unreachable")
-
-    def _signal(self, action: sqlite3.Row, number: int) -> tuple[str, str]:
-        run = self.conn.execute(
-            "SELECT pid, pid_start FROM job_runs WHERE id = ?", (action["run_id"],)
-        ).fetchone()
-        if run is None or run["pid"] is None:
-            return "done", "no process to signal"
-        if send_signal(run["pid"], run["pid_start"], number):
-            return "done", f"sent {signal.Signals(number).name} to wrapper {run['pid']}"
-        return "done", "the wrapper had already ended"
+    def _wrapper_ended(self, run_id: int, pid: int) -> None:
+        wrapper_ended(self.conn, self.clock.now(), current_user(), run_id, pid)
 
     # -- liveness -----------------------------------------------------------------------
 
@@ -349,25 +254,10 @@ class Daemon:
                 continue
             new = watch_wrapper(row["id"], row["pid"], row["pid_start"])
             if new is None:
-                self.check_run(row["id"], row["pid"])
+                self._wrapper_ended(row["id"], row["pid"])
                 continue
             self.watches[row["id"]] = new
             self.selector.register(new.fd, selectors.EVENT_READ, new)
-
-    def _recover(self) -> None:
-        """After a restart: re-send starts that no wrapper has claimed."""
-        self._requeue_unclaimed()
-
-    def _requeue_unclaimed(self) -> None:
-        """A start whose wrapper may never have been forked is sent again; the claim makes a
-        second wrapper harmless."""
-        with write(self.conn):
-            self.conn.execute(
-                "UPDATE actions SET status = 'pending' WHERE kind = 'start' AND status = 'done' "
-                "AND run_id IN (SELECT id FROM job_runs WHERE status = 'dispatched') "
-                "AND NOT EXISTS (SELECT 1 FROM journal AS j WHERE j.run_id = actions.run_id "
-                "AND j.kind = 'run_started')"
-            )
 
     # -- when to wake, when to stop ---------------------------------------------------------
 

@@ -1,9 +1,8 @@
 """The daemon's side of running jobs on this machine: the launcher and liveness of wrappers.
 
-The daemon asks the launcher to fork a wrapper per run, and learns of every wrapper's end
-two ways: the launcher reports its own children's exits, and a pidfd watches each claimed
-run's wrapper (including wrappers left by a previous daemon, which are not our children).
-Both lead to the same check: a wrapper that ended without reporting its run is lost.
+The daemon asks the launcher to fork a wrapper per run; the launcher reports its children's
+exits back (engine/liveness.py decides what an exit means). Signals for a run go to its
+wrapper, identified by pid and start time so that a reused pid is never hit.
 """
 
 from __future__ import annotations
@@ -88,11 +87,6 @@ class Launcher:
                 exits.append(WrapperExit(int(words[1]), int(words[2])))
         return exits
 
-    def restart(self) -> None:
-        self.close()
-        self.process = self._start()
-        self._buffer = b""
-
     def close(self) -> None:
         """Closing stdin tells the launcher to leave; running wrappers are not touched."""
         with contextlib.suppress(OSError):
@@ -105,36 +99,6 @@ class Launcher:
             self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
-
-
-class Watch:
-    """A pidfd on one claimed run's wrapper."""
-
-    def __init__(self, run_id: int, pid: int, fd: int) -> None:
-        self.run_id = run_id
-        self.pid = pid
-        self.fd = fd
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-def watch_wrapper(run_id: int, pid: int, started: int | None) -> Watch | None:
-    """A pidfd for that very wrapper, or None if it has already gone."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return None
-    # The pid may have been reused since the wrapper recorded it: check the start time
-    # after opening, so the pidfd is known to refer to the wrapper.
-    if not procs.is_alive(pid, started):
-        os.close(fd)
-        return None
-    return Watch(run_id, pid, fd)
 
 
 def send_signal(pid: int, started: int | None, number: int) -> bool:
