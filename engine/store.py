@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,11 +48,30 @@ def translated_errors(path: Path) -> Iterator[None]:
         raise _explain(path, exc) from None
 
 
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """WAL is a property of the file, set once by whoever creates it. Two processes opening
+    a new file at the same moment can have the switch refused at once (busy, without the
+    busy handler), so it is retried here for as long as the busy timeout allows."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or (
+                time.monotonic() > deadline
+            ):
+                raise
+            time.sleep(0.005)
+            continue
+        if mode != "wal":
+            raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode is {mode})")
+        return
+
+
 def _configure(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode is {mode})")
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        _switch_to_wal(conn, busy_timeout_ms)
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA journal_size_limit = 67108864")
@@ -99,8 +119,27 @@ def schema_version(conn: sqlite3.Connection) -> int | None:
     return 0
 
 
+def statements(sql: str) -> Iterator[str]:
+    """The statements of a migration file, one at a time (trigger bodies stay whole)."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise RuntimeError(f"incomplete SQL statement at the end of a migration: {buffer!r}")
+
+
 def migrate(conn: sqlite3.Connection, path: Path, directory: Path) -> int:
-    """Apply the migrations this database lacks, each in its own transaction."""
+    """Apply the migrations this database lacks, all in one transaction.
+
+    The version check and the migrations share the transaction, so processes opening a new
+    database at the same moment (a daemon and a first `tock submit`) serialise: the second
+    one finds the schema complete.
+    """
     known = migrations(directory)
     with write(conn):
         current = schema_version(conn)
@@ -116,15 +155,13 @@ def migrate(conn: sqlite3.Connection, path: Path, directory: Path) -> int:
                 "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
                 "name TEXT NOT NULL, applied_at REAL NOT NULL) STRICT"
             )
-    for version, name, file in known[current:]:
-        sql = file.read_text(encoding="utf-8")
-        # executescript() commits first, so the whole step runs inside one explicit script.
-        conn.executescript(
-            "BEGIN IMMEDIATE;\n"
-            + sql
-            + f"\nINSERT INTO schema_migrations VALUES ({version}, '{name}', {_NOW_SQL});"
-            + f"\nPRAGMA user_version = {version};\nCOMMIT;"
-        )
+        for version, name, file in known[current:]:
+            for statement in statements(file.read_text(encoding="utf-8")):
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO schema_migrations VALUES (?, ?, {_NOW_SQL})", (version, name)
+            )
+            conn.execute(f"PRAGMA user_version = {version}")
     return len(known)
 
 

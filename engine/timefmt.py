@@ -20,9 +20,3 @@ def short(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts).strftime("%b %d %H:%M:%S")
-
-
-def long(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts).strftime("%a %b %d %H:%M:%S %Y")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.resources import resource_dir
-from engine.store import StoreError, migrations, open_db, write
+from engine.store import StoreError, migrations, open_db, statements, write
 
 
 def test_pragmas_for_a_durable_single_writer(db_path: Path) -> None:
@@ -105,3 +107,30 @@ def test_migrations_must_be_numbered_without_gaps(tmp_path: Path) -> None:
     (tmp_path / "003_c.sql").write_text("")
     with pytest.raises(RuntimeError, match="not numbered"):
         migrations(tmp_path)
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """A daemon and a first `tock submit` often create the database together."""
+    opener = "import sys; from pathlib import Path; from engine.store import open_db;"
+    opener += "open_db(Path(sys.argv[1])).close()"
+    for trial in range(8):
+        db = tmp_path / f"new{trial}.db"
+        openers = [
+            subprocess.Popen([sys.executable, "-c", opener, str(db)], stderr=subprocess.PIPE)
+            for _ in range(6)
+        ]
+        errors = [process.communicate()[1].decode() for process in openers]
+        assert [process.returncode for process in openers] == [0] * 6, errors
+        conn = open_db(db)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(
+            migrations(resource_dir("migrations"))
+        )
+
+
+def test_migration_files_split_into_whole_statements() -> None:
+    sql = "-- a comment\nCREATE TABLE a (x);\n\nCREATE TRIGGER t BEFORE DELETE ON a\nBEGIN\n"
+    sql += "    SELECT RAISE(ABORT, 'no');\nEND;\n"
+    assert list(statements(sql)) == [
+        "CREATE TABLE a (x);",
+        "CREATE TRIGGER t BEFORE DELETE ON a\nBEGIN\n    SELECT RAISE(ABORT, 'no');\nEND;",
+    ]
