@@ -304,3 +304,27 @@ def test_bytes_that_are_not_utf8_are_refused_in_one_line(
     expected = f"tock: {what} is not valid UTF-8 (byte b'\\xff' at position "
     assert result.stderr.startswith(expected.encode())
     assert result.stderr.count(b"\n") == 1
+
+
+def test_jobs_filters_by_name_user_and_finished(db_path: Path) -> None:
+    submit(db_path, "-J", "build.1", "--", "true")
+    submit(db_path, "-J", "build.2", "--", "true")
+    submit(db_path, "-J", "other", "-H", "--", "true")
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE jobs SET user = 'somebody' WHERE name = 'other'")
+    conn.execute("UPDATE jobs SET state = 'DONE' WHERE name = 'build.1'")
+    conn.commit()
+    conn.close()
+
+    def names(*args: str) -> list[str]:
+        return [
+            job["name"] for job in json.loads(tock_cli(db_path, "jobs", "--json", *args).stdout)
+        ]
+
+    assert names() == ["build.2"]  # mine, unfinished
+    assert names("-a") == ["build.1", "build.2"]
+    assert names("-a", "-J", "build.*") == ["build.1", "build.2"]
+    assert names("-u", "all") == ["build.2", "other"]
+    assert names("-u", "somebody") == ["other"]
+    assert names("build.1") == ["build.1"]  # a name means my newest job of that name
+    assert tock_cli(db_path, "jobs", "-J", "nothing").stdout == "No unfinished job found\n"
