@@ -8,6 +8,8 @@ and finally fills free job slots. It loops until nothing more changes.
 
 from __future__ import annotations
 
+import traceback
+
 from engine.logic import Value
 from engine.rules import evaluate, job_facts, leaf_jobs, load_rule
 from engine.transitions import PENDING_STATES, TickContext
@@ -57,11 +59,15 @@ def terminate_orphan(ctx: TickContext, job_id: int, state: str) -> None:
 def evaluate_job(ctx: TickContext, job_id: int) -> None:
     job = ctx.conn.execute(
         "SELECT j.state, j.dep_value, j.ready, j.pending_reason, j.terminate_orphan, "
-        "j.invalid_since, r.value AS rule_value FROM jobs AS j "
+        "j.invalid_since, j.journal_id, r.value AS rule_value FROM jobs AS j "
         "LEFT JOIN rules AS r ON r.job_id = j.id WHERE j.id = ?",
         (job_id,),
     ).fetchone()
     if job is None or job["state"] not in PENDING_STATES:
+        return
+    if job["journal_id"] > ctx.journal_id:
+        # Accepted by the API but not yet consumed by the tick: until its submit row is
+        # reached, the job does not exist for decisions (as on a replay).
         return
     ctx.evaluations += 1
     root = load_rule(ctx.conn, job_id)
@@ -88,6 +94,28 @@ def evaluate_job(ctx: TickContext, job_id: int) -> None:
             "UPDATE rules SET value = ?, evaluated_at = ? WHERE job_id = ?",
             (value.value, ctx.now, job_id),
         )
+
+
+UNEVALUATED_REASON = "Dependency condition could not be evaluated (see tick_errors)"
+
+
+def evaluate_isolated(ctx: TickContext, job_id: int) -> None:
+    """Evaluate one job in a savepoint of its own: a rule that cannot be evaluated (a bug)
+    is recorded against that job and never undoes the input that triggered it."""
+    ctx.conn.execute("SAVEPOINT evaluate_job")
+    try:
+        evaluate_job(ctx, job_id)
+    except Exception:
+        ctx.conn.execute("ROLLBACK TO evaluate_job")
+        ctx.conn.execute(
+            "INSERT INTO tick_errors (time, journal_id, message) VALUES (?, ?, ?)",
+            (ctx.now, ctx.journal_id, f"evaluating job {job_id}:\n{traceback.format_exc(limit=6)}"),
+        )
+        ctx.conn.execute(
+            "UPDATE jobs SET ready = 0, pending_reason = ? WHERE id = ?",
+            (UNEVALUATED_REASON, job_id),
+        )
+    ctx.conn.execute("RELEASE evaluate_job")
 
 
 def expire_orphans(ctx: TickContext) -> None:
@@ -140,7 +168,7 @@ def settle(ctx: TickContext) -> None:
                 ctx.to_evaluate.update(dependents(ctx, job_id))
             pending, ctx.to_evaluate = sorted(ctx.to_evaluate), set()
             for job_id in pending:
-                evaluate_job(ctx, job_id)
+                evaluate_isolated(ctx, job_id)
         expire_orphans(ctx)
         if ctx.changed:
             continue

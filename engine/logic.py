@@ -93,7 +93,9 @@ def job_predicate(
         return INVALID
     state = facts.state
     if func == "started":
-        if state in STARTED and (state != "EXIT" or facts.ever_started):
+        # Dispatched is not started: the run may still be cancelled before its wrapper
+        # starts the command, and then started() can never hold.
+        if state in STARTED and facts.ever_started:
             return T
         return INVALID if state in FINISHED else F
     if func == "ended":

@@ -236,17 +236,22 @@ def leaf_jobs(root: RuleNode) -> set[int]:
     return found
 
 
+FACTS_CHUNK = 500  # far below SQLite's limit on bound variables
+
+
 def job_facts(conn: sqlite3.Connection, job_ids: Iterable[int]) -> dict[int, JobFacts]:
+    """What the predicates need of each job; `name*` may name thousands of jobs."""
     ids = list(job_ids)
-    if not ids:
-        return {}
-    marks = ",".join("?" * len(ids))
-    rows = conn.execute(
-        f"SELECT id, state, exit_code, start_time IS NOT NULL AS started FROM jobs "
-        f"WHERE id IN ({marks})",
-        ids,
-    )
-    return {row[0]: JobFacts(row[1], row[2], bool(row[3])) for row in rows}
+    facts: dict[int, JobFacts] = {}
+    for start in range(0, len(ids), FACTS_CHUNK):
+        chunk = ids[start : start + FACTS_CHUNK]
+        rows = conn.execute(
+            "SELECT id, state, exit_code, start_time IS NOT NULL AS started FROM jobs "
+            f"WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        facts.update((row[0], JobFacts(row[1], row[2], bool(row[3]))) for row in rows)
+    return facts
 
 
 def evaluate(

@@ -142,6 +142,8 @@ CREATE TABLE rule_nodes (
 ) STRICT;
 
 CREATE INDEX rule_nodes_rule ON rule_nodes (rule_id);
+-- Without it, deleting a rule checks the parent_id foreign key by scanning every node.
+CREATE INDEX rule_nodes_parent ON rule_nodes (parent_id);
 CREATE INDEX rule_nodes_job ON rule_nodes (ref_job_id) WHERE ref_job_id IS NOT NULL;
 CREATE INDEX rule_nodes_event ON rule_nodes (event_id) WHERE event_id IS NOT NULL;
 

@@ -104,6 +104,7 @@ PENDING = JobFacts("PEND")
         ("started", EXITED, T),
         ("started", KILLED_PENDING, INVALID),  # it can never start now
         ("started", PENDING, F),
+        ("started", JobFacts("RUN", None, ever_started=False), F),  # dispatched, not started
         ("done", None, INVALID),  # the job's record is gone
     ],
 )

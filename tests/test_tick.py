@@ -78,13 +78,24 @@ def test_wildcard_needs_every_match(engine: Engine) -> None:
     assert engine.state(join) == "RUN"
 
 
-def test_started_condition(engine: Engine) -> None:
+def test_started_means_the_wrapper_started_the_command(engine: Engine) -> None:
     a = engine.api.submit("sleep 1", name="a", env={})
     watcher = engine.api.submit("true", condition="started(a)", env={})
     engine.tick()
-    # Dispatched is started, as in LSF: RUN satisfies started().
-    assert engine.state(watcher) == "RUN"
     assert engine.state(a) == "RUN"
+    assert engine.state(watcher) == "PEND"  # dispatched is not started: it may be cancelled
+    engine.started(a)
+    engine.tick()
+    assert engine.state(watcher) == "RUN"
+
+
+def test_a_run_cancelled_before_it_started_never_satisfies_started(engine: Engine) -> None:
+    a = engine.api.submit("sleep 1", name="a", env={})
+    watcher = engine.api.submit("true", condition="started(a)", env={})
+    engine.tick()
+    engine.api.kill(a)
+    engine.tick()
+    assert engine.api.job(watcher).dep_value == "invalid"
 
 
 def test_orphan_with_ti_is_terminated_and_the_termination_cascades(engine: Engine) -> None:
@@ -263,6 +274,51 @@ def test_evaluation_is_incremental(engine: Engine) -> None:
     assert result.evaluations <= 2
     assert engine.api.job(child).dep_value == "invalid"
     assert engine.state(blocker) == "RUN"
+
+
+def test_live_decisions_match_a_replay_when_the_tick_is_behind(engine: Engine) -> None:
+    """The API accepts jobs before the tick reaches them; decisions must not see them early."""
+    engine.daemon_start(max_running=1)
+    engine.tick()
+    a = engine.api.submit("true", name="a", env={})
+    engine.api.kill(a)
+    c = engine.api.submit("true", name="c", env={})
+    b = engine.api.submit("true", name="b", condition="exit(a)", env={})
+    engine.tick()  # all four rows in one tick
+    assert (engine.state(c), engine.state(b)) == ("RUN", "PEND")  # oldest first, as on replay
+
+
+def test_a_rule_that_cannot_be_evaluated_does_not_undo_other_work(engine: Engine) -> None:
+    parent = engine.api.submit("true", name="parent", env={})
+    waiter = engine.api.submit("true", condition="done(parent)", env={})
+    sibling = engine.api.submit("true", condition="done(parent)", env={})
+    engine.tick()
+    # A fault injected into the waiter's evaluation stands for a bug there.
+    engine.conn.execute(
+        f"CREATE TEMP TRIGGER fault BEFORE UPDATE OF value ON rules WHEN NEW.job_id = {waiter} "
+        "BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+    )
+    engine.run_to_end(parent)
+    assert engine.state(parent) == "DONE"  # the report itself was applied
+    assert engine.state(sibling) == "RUN"  # and the other dependent was released
+    info = engine.api.job(waiter)
+    assert info.pending_reason == "Dependency condition could not be evaluated (see tick_errors)"
+    errors = engine.conn.execute("SELECT message FROM tick_errors").fetchall()
+    assert len(errors) == 1 and f"evaluating job {waiter}" in errors[0][0]
+
+
+def test_a_wildcard_over_many_jobs_is_evaluated_in_chunks(engine: Engine) -> None:
+    engine.daemon_start(max_running=1)
+    blocker = engine.api.submit("sleep 100", env={})
+    parts = [engine.api.submit("true", name=f"q{i}", hold=True, env={}) for i in range(600)]
+    waiter = engine.api.submit("true", condition="ended(q*)", env={})
+    engine.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 550)
+    engine.tick()
+    for part in parts:
+        engine.api.kill(part)
+    engine.tick()
+    assert engine.state(blocker) == "RUN"
+    assert engine.api.job(waiter).dep_value == "true"
 
 
 def test_a_row_that_cannot_be_applied_is_skipped_and_recorded(engine: Engine) -> None:
