@@ -14,7 +14,7 @@ import os
 import shlex
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from engine import journal, wake
@@ -29,6 +29,7 @@ from engine.users import current_user, may_change
 
 DEFAULT_NAME_LENGTH = 60  # LSF: a job's default name is the last 60 characters of its command
 MAX_NAME_LENGTH = 512
+MAX_JOB_ID = 2**63 - 1  # SQLite's largest integer; larger numbers name no job
 
 
 def command_line(command: str | Sequence[str]) -> str:
@@ -122,9 +123,9 @@ class Tock:
         wake.poke(self.layout.wake_fifo)
 
     def _owned_job(self, conn: sqlite3.Connection, job_id: int) -> sqlite3.Row:
-        row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        row: sqlite3.Row | None = None
+        if 0 < job_id <= MAX_JOB_ID:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row["deleted"]:
             raise TockError(f"Job <{job_id}>: No matching job found")
         # Administrators are those of the daemon's configuration, recorded in the database,
@@ -231,7 +232,18 @@ class Tock:
             err = str(directory / f"{job_id}.err")
         return out, err
 
-    def _request(self, kind: str, job_id: int, check: str, payload: dict[str, object]) -> None:
+    def _request(
+        self,
+        kind: str,
+        job_id: int,
+        check: str,
+        payload: dict[str, object] | Callable[[sqlite3.Connection, sqlite3.Row], dict[str, object]],
+    ) -> None:
+        """Validate a request against the job and append it, in one write transaction.
+
+        `payload` may be a function of (connection, job row), computed inside the
+        transaction, for requests whose validity depends on the state (modify's cycle check).
+        """
         with self._guarded():
             conn = self.conn
             with write(conn):
@@ -251,7 +263,7 @@ class Tock:
                     kind=kind,
                     user=self.user,
                     job_id=job_id,
-                    payload=payload,
+                    payload=payload(conn, job) if callable(payload) else payload,
                 )
         self._wake()
 
@@ -269,25 +281,37 @@ class Tock:
 
     def modify(self, job_id: int, condition: str | None) -> None:
         """Replace a pending job's condition; None removes it."""
-        payload: dict[str, object] = {"condition": None, "nodes": []}
-        if condition is not None:
-            from engine.condparse import parse_condition
-            from engine.rules import Resolver, compile_condition, find_cycle, referenced_jobs
+        if condition is None:
+            self._request(journal.MODIFY, job_id, "pending", {"condition": None, "nodes": []})
+            return
+        from engine.condparse import parse_condition
+        from engine.rules import (
+            Resolver,
+            compile_condition,
+            find_cycle,
+            pending_modifications,
+            referenced_jobs,
+        )
 
-            utf8("the condition", condition)
-            parsed = parse_condition(condition)
-            if not parsed.ok:
-                raise TockError(str(parsed.diagnostics[0]))
-            assert parsed.tree is not None
-            with self._guarded():
-                owner = self._owned_job(self.conn, job_id)["user"]
-                nodes = compile_condition(parsed.tree, Resolver(self.conn, owner))
-                cycle = find_cycle(self.conn, job_id, referenced_jobs(nodes))
+        utf8("the condition", condition)
+        parsed = parse_condition(condition)
+        if not parsed.ok:
+            raise TockError(str(parsed.diagnostics[0]))
+        tree = parsed.tree
+        assert tree is not None
+
+        def compiled(conn: sqlite3.Connection, job: sqlite3.Row) -> dict[str, object]:
+            nodes = compile_condition(tree, Resolver(conn, job["user"]))
+            # Modifications accepted but not yet applied count too: two requests that each
+            # look harmless alone must not together close a loop.
+            refs = referenced_jobs(nodes)
+            cycle = find_cycle(conn, job_id, refs, pending_modifications(conn))
             if cycle is not None:
                 loop = " -> ".join(f"<{j}>" for j in [job_id, *reversed(cycle)])
                 raise TockError(f"Job <{job_id}>: the condition would make a cycle: {loop}")
-            payload = {"condition": condition.strip(), "nodes": nodes}
-        self._request(journal.MODIFY, job_id, "pending", payload)
+            return {"condition": condition.strip(), "nodes": nodes}
+
+        self._request(journal.MODIFY, job_id, "pending", compiled)
 
     # -- queries ------------------------------------------------------------------------
 
@@ -301,6 +325,7 @@ class Tock:
         include_finished: bool = False,
     ) -> list[JobInfo]:
         owner = None if all_users or ids else (user or self.user)
+        ids = [job_id for job_id in ids if 0 < job_id <= MAX_JOB_ID]
         with self._guarded():
             return list_jobs(
                 self.conn, ids=ids, user=owner, name=name, include_finished=include_finished
@@ -308,7 +333,7 @@ class Tock:
 
     def job(self, job_id: int) -> JobInfo:
         with self._guarded():
-            info = get_job(self.conn, job_id)
+            info = get_job(self.conn, job_id) if 0 < job_id <= MAX_JOB_ID else None
         if info is None:
             raise TockError(f"Job <{job_id}>: No matching job found")
         return info

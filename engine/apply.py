@@ -54,7 +54,7 @@ def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
 
 
 def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    from engine.rules import store_rule
+    from engine.rules import find_cycle, referenced_jobs, store_rule
 
     job = _job(ctx, row["job_id"])
     if job is None or not _allowed(ctx, row, job):
@@ -66,6 +66,11 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     if condition is None:
         ctx.conn.execute("DELETE FROM rules WHERE job_id = ?", (job["id"],))
     else:
+        if find_cycle(ctx.conn, job["id"], referenced_jobs(payload["nodes"])) is not None:
+            ctx.history(
+                job["id"], "modify_ignored", user=row["user"], reason="it would make a cycle"
+            )
+            return
         store_rule(ctx.conn, job["id"], condition, payload["nodes"])
     ctx.conn.execute(
         "UPDATE jobs SET condition = ?, invalid_since = NULL WHERE id = ?",

@@ -44,6 +44,9 @@ class TockGroup(click.Group):
             _fail(str(exc))
         except BrokenPipeError:
             sys.exit(1)
+        except OSError as exc:  # a path the system refused: say which, in one line
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}")
 
 
 def _api(ctx: click.Context) -> Any:
@@ -64,7 +67,7 @@ def _job_ids(ctx: click.Context, words: Sequence[str]) -> list[int]:
     api = _api(ctx)
     ids = []
     for word in words:
-        if word.isdigit():
+        if word.isascii() and word.isdigit():
             ids.append(int(word))
             continue
         matches = api.jobs(name=word, include_finished=True)

@@ -159,6 +159,8 @@ def parse_condition(text: str, source: str = "-w") -> ParseResult:
         return ParseResult(None, [Diagnostic(source, 1, 1, "the condition is empty")])
     try:
         model = _metamodel().model_from_str(text)
+    except RecursionError:
+        return ParseResult(None, [Diagnostic(source, 1, 1, "the condition is nested too deeply")])
     except TextXSyntaxError as exc:
         line, col = exc.line or 1, exc.col or 1
         expected = _describe_expected(list(exc.expected_rules or []))
@@ -166,5 +168,8 @@ def parse_condition(text: str, source: str = "-w") -> ParseResult:
         message = f"syntax error: expected {expected}, found {found}"
         return ParseResult(None, [Diagnostic(source, line, col, message)])
     builder = _Builder(source)
-    tree = builder.build(model.expr)
+    try:
+        tree = builder.build(model.expr)
+    except RecursionError:
+        return ParseResult(None, [Diagnostic(source, 1, 1, "the condition is nested too deeply")])
     return ParseResult(tree, builder.diagnostics)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import resource
 import selectors
 import signal
 import sqlite3
@@ -38,6 +39,7 @@ from engine.users import current_user
 from engine.wake import WakeFifo
 
 RETRY_AFTER_ERROR = 1.0
+RETRY_DEFERRED = 0.5  # seconds before work deferred by a passing failure is tried again
 
 
 class DaemonLock:
@@ -45,7 +47,10 @@ class DaemonLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise TockError(f"{path}: cannot take the daemon lock: {exc.strerror}") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,6 +84,8 @@ class Daemon:
         self.log_stream = log
         self.stopping = False
         self.watches: dict[int, Watch] = {}  # run id -> pidfd watch
+        self.ended: set[tuple[int, int]] = set()  # wrapper exits (run, pid) not yet recorded
+        self.retry_at: float | None = None  # when deferred work is tried again
         self.selector = selectors.DefaultSelector()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -91,8 +98,15 @@ class Daemon:
         self.stopping = True
 
     def _open(self) -> None:
-        self.layout.db.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.layout.db.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TockError(f"{self.layout.db.parent}: {exc.strerror}") from None
         self.lock = DaemonLock(self.layout.daemon_lock)
+        # One pidfd per running wrapper: the daemon itself may need many descriptors.
+        # Jobs get the usual limit back (the launcher restores it).
+        self.nofile, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         try:
             self.conn = open_db(self.layout.db, busy_timeout_ms=self.config.busy_timeout_ms)
         except StoreError:
@@ -133,15 +147,18 @@ class Daemon:
 
     def run(self, *, exit_when_idle: bool = False) -> int:
         self._open()
+        recorded = False
         try:
-            self._record_start()
-            requeue_unclaimed(self.conn)  # starts a previous daemon sent may have been lost
-            self.log(
-                f"started on {self.layout.db} (max_running {self.config.max_running}, "
-                f"config {self.config.source or 'defaults'})"
-            )
             while not self.stopping:
                 try:
+                    if not recorded:
+                        self._record_start()
+                        requeue_unclaimed(self.conn)  # a previous daemon's starts may be lost
+                        recorded = True
+                        self.log(
+                            f"started on {self.layout.db} (max_running "
+                            f"{self.config.max_running}, config {self.config.source or 'defaults'})"
+                        )
                     if self.turn(exit_when_idle=exit_when_idle):
                         self.log("idle: nothing runs and nothing can start without new input")
                         break
@@ -157,16 +174,29 @@ class Daemon:
     def turn(self, *, exit_when_idle: bool = False) -> bool:
         """One pass: decide, act, sleep until something happens. True when idle and done."""
         with translated_errors(self.layout.db):
-            result = run_until_caught_up(self.conn)
-            if result.errors:
-                self.log(f"{result.errors} journal row(s) could not be applied; see tick_errors")
-            self.dispatcher.run_pending()
-            self._watch_running()
+            self._record_ended()
+            deferred = 0
+            # Dispatching and watching may write rows themselves (run_lost, dispatch_failed):
+            # tick again until nothing new is left, so they are not left waiting for input.
+            while True:
+                result = run_until_caught_up(self.conn)
+                if result.errors:
+                    self.log(
+                        f"{result.errors} journal row(s) could not be applied; see tick_errors"
+                    )
+                deferred = self.dispatcher.run_pending()
+                self._watch_running()
+                if journal.pending_count(self.conn) == 0:
+                    break
             if exit_when_idle and self.idle():
                 return True
             wakeup = self.next_wakeup()
-        timeout = None if wakeup is None else max(0.0, wakeup - self.clock.now())
-        self._wait(timeout)
+        now = self.clock.now()
+        due = [wakeup] if wakeup is not None else []
+        if deferred or self.retry_at is not None:
+            due.append(now + RETRY_DEFERRED)
+            self.retry_at = None
+        self._wait(max(0.0, min(due) - now) if due else None)
         if wakeup is not None and self.clock.now() >= wakeup:
             self._tick_clock()
         return False
@@ -186,14 +216,14 @@ class Daemon:
                 self.selector.unregister(source.fd)
                 self.watches.pop(source.run_id, None)
                 source.close()
-                self._wrapper_ended(source.run_id, source.pid)
+                self.ended.add((source.run_id, source.pid))
 
     def _new_launcher(self) -> Launcher:
         """Start a launcher, replacing the current one; the dispatcher calls this too."""
         if self.launcher is not None:
             self.selector.unregister(self.launcher.fileno())
             self.launcher.close()
-        self.launcher = Launcher(self.layout, self.config.kill_grace_period)
+        self.launcher = Launcher(self.layout, self.config.kill_grace_period, self.nofile)
         self.selector.register(self.launcher.fileno(), selectors.EVENT_READ, "launcher")
         return self.launcher
 
@@ -206,8 +236,7 @@ class Daemon:
             self.dispatcher.launcher = self._new_launcher()
             requeue_unclaimed(self.conn)
             return
-        for gone in exits:
-            self._wrapper_ended(gone.run_id, gone.pid)
+        self.ended.update((gone.run_id, gone.pid) for gone in exits)
 
     # -- journal rows the daemon writes ----------------------------------------------------
 
@@ -233,8 +262,11 @@ class Daemon:
                 self.conn, time=self.clock.now(), kind=journal.CLOCK, user=current_user()
             )
 
-    def _wrapper_ended(self, run_id: int, pid: int) -> None:
-        wrapper_ended(self.conn, self.clock.now(), current_user(), run_id, pid)
+    def _record_ended(self) -> None:
+        """Record the wrapper exits seen so far; one kept until its write succeeds."""
+        for run_id, pid in sorted(self.ended):
+            wrapper_ended(self.conn, self.clock.now(), current_user(), run_id, pid)
+            self.ended.discard((run_id, pid))
 
     # -- liveness -----------------------------------------------------------------------
 
@@ -252,9 +284,15 @@ class Daemon:
         for row in rows:
             if row["id"] in self.watches or row["pid"] is None:
                 continue
-            new = watch_wrapper(row["id"], row["pid"], row["pid_start"])
+            try:
+                new = watch_wrapper(row["id"], row["pid"], row["pid_start"])
+            except OSError as exc:
+                self.log(f"cannot watch the wrapper of run {row['id']} yet: {exc.strerror}")
+                self.retry_at = self.clock.now() + RETRY_DEFERRED
+                continue
             if new is None:
-                self._wrapper_ended(row["id"], row["pid"])
+                self.ended.add((row["id"], row["pid"]))
+                self._record_ended()
                 continue
             self.watches[row["id"]] = new
             self.selector.register(new.fd, selectors.EVENT_READ, new)

@@ -34,6 +34,8 @@ class Dispatcher:
         restart_launcher: Callable[[], Launcher],
         log: Callable[[str], None],
     ) -> None:
+        """`restart_launcher` makes a new launcher (replacing any current one); it is
+        called once here and again whenever the launcher is found dead."""
         self.conn = conn
         self.clock = clock
         self.output_dir = output_dir
@@ -43,7 +45,11 @@ class Dispatcher:
         self._prepared: set[str] = set()
 
     def run_pending(self) -> int:
-        """Carry out pending actions, oldest first; the number carried out."""
+        """Carry out pending actions, oldest first; how many stay pending for a retry.
+
+        An action that fails for a passing reason (no file descriptor left) stays pending
+        and the daemon tries it again shortly; one that cannot be done is settled.
+        """
         actions = self.conn.execute(
             "SELECT * FROM actions WHERE status = 'pending' ORDER BY id"
         ).fetchall()
@@ -63,7 +69,7 @@ class Dispatcher:
             self.conn.executemany(
                 "UPDATE actions SET status = ?, result = ?, dispatched_at = ? WHERE id = ?",
                 [(s, r, now, a["id"]) for (s, r), a in zip(outcomes, actions, strict=True)],
-            )
+            )  # status 'pending' (deferred) keeps the action queued, with why in `result`
             for (status, result), action in zip(outcomes, actions, strict=True):
                 if status == "failed":
                     journal.append(
@@ -75,10 +81,10 @@ class Dispatcher:
                         run_id=action["run_id"],
                         payload={"error": result},
                     )
-        if restarted:
+        if restarted and requeue_unclaimed(self.conn):
             # Starts written to the launcher that died may never have been forked.
-            requeue_unclaimed(self.conn)
-        return len(actions)
+            return self.run_pending()
+        return sum(status == "pending" for status, _ in outcomes)
 
     def _prepare_output(self, user: str) -> None:
         """Each user's default output directory, owned by that user: a daemon running as
@@ -120,6 +126,10 @@ class Dispatcher:
         ).fetchone()
         if run is None or run["pid"] is None:
             return "done", "no process to signal"
-        if send_signal(run["pid"], run["pid_start"], number):
+        try:
+            sent = send_signal(run["pid"], run["pid_start"], number)
+        except OSError as exc:
+            return "pending", f"deferred: {exc.strerror}"
+        if sent:
             return "done", f"sent {signal.Signals(number).name} to wrapper {run['pid']}"
         return "done", "the wrapper had already ended"

@@ -2,17 +2,20 @@
 
 Starting a fresh Python for every job costs about 20 ms; forking this pre-loaded process
 costs about 1 ms, which is most of a chain's hop time. The daemon writes `start RUN_ID`
-lines on our stdin; we answer `forked RUN_ID PID` and, when a wrapper ends,
-`exit RUN_ID PID STATUS` on stdout. When the daemon goes away (EOF on stdin) we leave,
-and the wrappers, each in its own session, carry on.
+lines on our stdin; when a wrapper ends we write `exit RUN_ID PID STATUS` on stdout,
+buffered, so that we never block on the daemon (which may be busy writing thousands of
+starts to us). When the daemon goes away (EOF on stdin) we leave, and the wrappers, each
+in its own session, carry on.
 
-Run as `python -I -S launcher.py DB FIFO KILL_GRACE LOG`: standard library only.
+Run as `python -I -S launcher.py DB FIFO KILL_GRACE LOG NOFILE`: standard library only.
+NOFILE is the soft limit on open files that wrappers and jobs get back (the daemon raises
+its own to watch many wrappers).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import resource
 import selectors
 import signal
 import sys
@@ -32,26 +35,41 @@ class Launcher:
         self.kill_grace = kill_grace
         self.children: dict[int, int] = {}  # pid -> run id
         self.buffer = b""
+        self.replies = bytearray()
         self.selector = selectors.DefaultSelector()
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_write)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the daemon is not for us
         os.set_blocking(0, False)
+        os.set_blocking(1, False)
         self.selector.register(0, selectors.EVENT_READ, "commands")
         self.selector.register(self.wake_read, selectors.EVENT_READ, "children")
 
     def say(self, line: str) -> None:
-        # If the daemon is gone, so be it: our wrappers do not need it.
-        with contextlib.suppress(OSError):
-            os.write(1, (line + "\n").encode())
+        self.replies += (line + "\n").encode()
+
+    def flush(self) -> None:
+        """Write what fits; wait for the pipe to drain for the rest."""
+        try:
+            while self.replies:
+                del self.replies[: os.write(1, self.replies)]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.replies.clear()  # the daemon is gone; our wrappers do not need it
+        wanted = selectors.EVENT_WRITE if self.replies else 0
+        registered = 1 in self.selector.get_map()
+        if wanted and not registered:
+            self.selector.register(1, selectors.EVENT_WRITE, "replies")
+        elif not wanted and registered:
+            self.selector.unregister(1)
 
     def fork_wrapper(self, run_id: int) -> None:
         pid = os.fork()
         if pid == 0:
             self._become_wrapper(run_id)
         self.children[pid] = run_id
-        self.say(f"forked {run_id} {pid}")
 
     def _become_wrapper(self, run_id: int) -> None:
         code = 1
@@ -109,6 +127,8 @@ class Launcher:
                 if key.data == "commands":
                     if not self.commands():
                         return
+                elif key.data == "replies":
+                    pass  # flushed below
                 else:
                     try:
                         while os.read(self.wake_read, 4096):
@@ -117,10 +137,13 @@ class Launcher:
                         pass
                     self.reap()
             self.reap()
+            self.flush()
 
 
 def main(argv: list[str]) -> None:
-    db, fifo, grace, log = argv[1:5]
+    db, fifo, grace, log, nofile = argv[1:6]
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(int(nofile), hard), hard))
     Launcher(Path(db), Path(fifo), float(grace), Path(log)).serve()
 
 

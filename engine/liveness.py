@@ -34,14 +34,23 @@ class Watch:
 
 
 def watch_wrapper(run_id: int, pid: int, started: int | None) -> Watch | None:
-    """A pidfd for that very wrapper, or None if it has already gone."""
+    """A pidfd for that very wrapper, or None if it has already gone.
+
+    Raises OSError when it cannot tell (no file descriptor left): the caller tries again
+    later rather than declaring a live wrapper lost.
+    """
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return None
     # The pid may have been reused since the wrapper recorded it: checking the start time
     # after opening proves the pidfd refers to the wrapper.
-    if not procs.is_alive(pid, started):
+    try:
+        alive = procs.is_alive(pid, started)
+    except OSError:
+        os.close(fd)
+        raise
+    if not alive:
         os.close(fd)
         return None
     return Watch(run_id, pid, fd)

@@ -46,5 +46,6 @@ class Layout:
 
 
 def layout_for(db: str | os.PathLike[str] | None) -> Layout:
+    """Resolved, so that one database reached by two names still has one lock and FIFO."""
     path = default_db_path() if db is None else Path(db).expanduser()
-    return Layout(path.absolute())
+    return Layout(path.resolve())

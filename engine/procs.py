@@ -21,13 +21,17 @@ def start_time(pid: int) -> int | None:
 
 
 def is_alive(pid: int, started: int | None) -> bool:
-    """True while that very process exists (zombies count as ended)."""
+    """True while that very process exists (zombies count as ended).
+
+    Only a missing /proc entry means the process is gone; any other failure (out of file
+    descriptors, say) raises, because declaring a live job lost would be worse than waiting.
+    """
     if started is None:
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
-    except OSError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
     fields = stat[stat.rindex(b")") + 2 :].split()
     return fields[0] != b"Z" and int(fields[19]) == started

@@ -9,6 +9,7 @@ plain JSON, so it travels in the journal and a replay never parses a condition a
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,9 +36,11 @@ class Resolver:
         self.user = user
 
     def by_id(self, job_id: int) -> ResolvedJob:
-        row = self.conn.execute(
-            "SELECT id, name, deleted FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        row = None
+        if 0 < job_id < 2**63:
+            row = self.conn.execute(
+                "SELECT id, name, deleted FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
         if row is None or row["deleted"]:
             raise TockError(f"job <{job_id}> does not exist")
         return ResolvedJob(row["id"], row["name"])
@@ -122,8 +125,27 @@ def referenced_jobs(nodes: Iterable[CompiledNode]) -> set[int]:
     return {int(node["job"]) for node in nodes if node.get("job") is not None}
 
 
-def find_cycle(conn: sqlite3.Connection, job_id: int, refs: Iterable[int]) -> list[int] | None:
-    """A path job_id <- ... <- ref if giving job_id these references would close a loop."""
+def pending_modifications(conn: sqlite3.Connection) -> dict[int, set[int]]:
+    """Jobs whose condition a not-yet-applied `modify` row changes, with its references."""
+    rows = conn.execute(
+        "SELECT job_id, payload FROM journal WHERE kind = 'modify' "
+        "AND id > (SELECT journal_cursor FROM tick_state) ORDER BY id"
+    )
+    return {job: referenced_jobs(json.loads(payload)["nodes"]) for job, payload in rows}
+
+
+def find_cycle(
+    conn: sqlite3.Connection,
+    job_id: int,
+    refs: Iterable[int],
+    pending: Mapping[int, set[int]] | None = None,
+) -> list[int] | None:
+    """A path job_id <- ... <- ref if giving job_id these references would close a loop.
+
+    `pending` replaces the stored references of jobs whose modification is accepted but
+    not yet applied.
+    """
+    pending = pending or {}
     parent_of: dict[int, int | None] = dict.fromkeys(refs)
     frontier = list(parent_of)
     while frontier:
@@ -135,12 +157,16 @@ def find_cycle(conn: sqlite3.Connection, job_id: int, refs: Iterable[int]) -> li
                 path.append(step)
                 step = parent_of[step]
             return path
-        rows = conn.execute(
-            "SELECT DISTINCT n.ref_job_id FROM rules AS r JOIN rule_nodes AS n "
-            "ON n.rule_id = r.id WHERE r.job_id = ? AND n.ref_job_id IS NOT NULL",
-            (current,),
-        )
-        for (ref,) in rows:
+        if current in pending:
+            next_refs: Iterable[int] = pending[current]
+        else:
+            rows = conn.execute(
+                "SELECT DISTINCT n.ref_job_id FROM rules AS r JOIN rule_nodes AS n "
+                "ON n.rule_id = r.id WHERE r.job_id = ? AND n.ref_job_id IS NOT NULL",
+                (current,),
+            )
+            next_refs = [row[0] for row in rows]
+        for ref in next_refs:
             if ref not in parent_of:
                 parent_of[ref] = current
                 frontier.append(ref)

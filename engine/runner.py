@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,9 +32,10 @@ class LauncherGone(Exception):
 
 
 class Launcher:
-    def __init__(self, layout: Layout, kill_grace: float) -> None:
+    def __init__(self, layout: Layout, kill_grace: float, nofile: int = 1024) -> None:
         self.layout = layout
         self.kill_grace = kill_grace
+        self.nofile = nofile
         self.process = self._start()
         self._buffer = b""
 
@@ -48,6 +50,7 @@ class Launcher:
                 str(self.layout.wake_fifo),
                 str(self.kill_grace),
                 str(self.layout.wrapper_log),
+                str(self.nofile),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -102,7 +105,8 @@ class Launcher:
 
 
 def send_signal(pid: int, started: int | None, number: int) -> bool:
-    """Signal a wrapper if it is still the process that claimed the run."""
+    """Signal a wrapper if it is still the process that claimed the run; False if it has
+    gone. Raises OSError when it cannot tell (the caller retries)."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -110,8 +114,6 @@ def send_signal(pid: int, started: int | None, number: int) -> bool:
     try:
         if not procs.is_alive(pid, started):
             return False
-        import signal
-
         signal.pidfd_send_signal(fd, number)
         return True
     except ProcessLookupError:

@@ -173,8 +173,11 @@ def open_db(
 
     if not create and not path.exists():
         raise StoreError(f"{path}: no such database")
-    with translated_errors(path):
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create its directory: {exc.strerror}") from None
+    with translated_errors(path):
         conn = raw_connect(path, busy_timeout_ms)
         try:
             known = len(migrations(resource_dir("migrations")))

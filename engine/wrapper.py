@@ -181,6 +181,7 @@ class Supervisor:
         self.pgid: int | None = None
         self.grace = grace
         self.killing = False
+        self.deadline = 0.0
         for number in FORWARDED:
             signal.signal(number, self._terminate)
         signal.signal(signal.SIGALRM, self._insist)
@@ -189,8 +190,25 @@ class Supervisor:
         """The job exists now; a kill that arrived before it is carried out."""
         self.pgid = pgid
         if self.killing:
-            self._send(signal.SIGTERM)
-            signal.setitimer(signal.ITIMER_REAL, max(self.grace, 0.001))
+            self._start_killing()
+
+    def _start_killing(self) -> None:
+        self._send(signal.SIGTERM)
+        self.deadline = time.monotonic() + self.grace
+        signal.setitimer(signal.ITIMER_REAL, max(self.grace, 0.001))
+
+    def finish(self) -> None:
+        """After a kill, what is left of the job's process group (children that ignored
+        SIGTERM while the shell exited) gets SIGKILL when the grace period ends."""
+        if not self.killing or self.pgid is None:
+            return
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return  # nothing left
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        time.sleep(max(0.0, self.deadline - time.monotonic()))
+        self._send(signal.SIGKILL)
 
     def _send(self, number: int) -> None:
         if self.pgid is None:
@@ -203,8 +221,7 @@ class Supervisor:
             return
         self.killing = True
         if self.pgid is not None:
-            self._send(signal.SIGTERM)
-            signal.setitimer(signal.ITIMER_REAL, max(self.grace, 0.001))
+            self._start_killing()
 
     def _insist(self, number: int, frame: FrameType | None) -> None:
         self._send(signal.SIGKILL)
@@ -242,11 +259,17 @@ def run(db: Path, fifo: Path, run_id: int, kill_grace: float) -> int:
     """The whole life of one run. Returns the wrapper's own exit status."""
     conn = store.raw_connect(db)
     try:
+        supervisor = Supervisor(kill_grace)  # before the claim: no kill may slip through
         job = claim(conn, run_id)
         if job is None:
             return 0
-        supervisor = Supervisor(kill_grace)
         wake.poke(fifo)
+        if supervisor.killing:
+            # Killed between its claim and its start: it never runs.
+            term = int(signal.SIGTERM)
+            report(conn, job, {"exit_code": 128 + term, "signal": term})
+            wake.poke(fifo)
+            return 0
         pid, error = spawn(job, job_environment(job, db))
         if error is not None:
             os.waitpid(pid, 0)
@@ -256,6 +279,7 @@ def run(db: Path, fifo: Path, run_id: int, kill_grace: float) -> int:
             exit_code, number = wait_for(pid)
             report(conn, job, {"exit_code": exit_code, "signal": number})
         wake.poke(fifo)
+        supervisor.finish()
         return 0
     finally:
         conn.close()

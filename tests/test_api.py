@@ -149,3 +149,23 @@ def test_an_unwritable_database_is_a_clean_error(tmp_path: Path) -> None:
     api._conn = conn
     with pytest.raises(TockError, match=r"\(attempt to write a readonly database\)"):
         api.submit("true", env={})
+
+
+def test_two_modifications_that_together_close_a_loop(engine: Engine) -> None:
+    a = engine.api.submit("true", name="a", hold=True, env={})
+    b = engine.api.submit("true", name="b", hold=True, env={})
+    engine.tick()
+    engine.api.modify(a, "done(b)")  # accepted, not yet applied by the tick
+    with pytest.raises(TockError, match=rf"cycle: <{b}> -> <{a}> -> <{b}>"):
+        engine.api.modify(b, "done(a)")
+
+
+def test_the_tick_refuses_a_modification_that_closes_a_loop(engine: Engine) -> None:
+    a = engine.api.submit("true", name="a", hold=True, env={})
+    b = engine.api.submit("true", name="b", condition="done(a)", hold=True, env={})
+    leaf = {"op": "LEAF", "text": "done(b)", "pred": "done", "job": b, "parent": None}
+    payload = {"condition": "done(b)", "nodes": [leaf]}
+    engine.append(journal.MODIFY, user="alice", job_id=a, payload=payload)
+    engine.tick()
+    assert engine.api.job(a).condition is None
+    assert engine.api.history(a)[-1].reason == "it would make a cycle"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 
+import pytest
 from conftest import Engine
 
 from engine.liveness import requeue_unclaimed, watch_wrapper, wrapper_ended
@@ -68,3 +71,22 @@ def test_a_watch_refuses_a_pid_that_is_not_the_recorded_process() -> None:
     watch = watch_wrapper(1, os.getpid(), start_time(os.getpid()))
     assert watch is not None
     watch.close()
+
+
+def test_running_out_of_descriptors_is_not_taken_for_a_dead_wrapper() -> None:
+    from engine.procs import start_time
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held: list[int] = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        os.close(held.pop())  # one left: the pidfd opens, reading /proc/PID/stat cannot
+        with pytest.raises(OSError):
+            watch_wrapper(1, os.getpid(), start_time(os.getpid()))
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -328,3 +328,30 @@ def test_jobs_filters_by_name_user_and_finished(db_path: Path) -> None:
     assert names("-u", "somebody") == ["other"]
     assert names("build.1") == ["build.1"]  # a name means my newest job of that name
     assert tock_cli(db_path, "jobs", "-J", "nothing").stdout == "No unfinished job found\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["kill", "99999999999999999999999"], "Job <99999999999999999999999>: No matching job"),
+        (["why", "99999999999999999999999"], "No matching job found"),
+        (["hist", "0"], "Job <0>: No matching job found"),
+        (["kill", "²"], "Job <²>: No matching job found"),
+        (["submit", "-w", "done(99999999999999999999999)", "--", "true"], "does not exist"),
+        (["submit", "-w", "(" * 400 + "a" + ")" * 400, "--", "true"], "nested too deeply"),
+        (["submit", "-w", "!" * 2000 + "a", "--", "true"], "nested too deeply"),
+    ],
+)
+def test_hostile_arguments_get_one_line(db_path: Path, args: list[str], message: str) -> None:
+    result = tock_cli(db_path, *args, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("tock: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("where", ["/proc/tock/t.db", "/etc/passwd/t.db"])
+def test_impossible_database_paths_get_one_line(where: str) -> None:
+    for command in (["jobs"], ["daemon", "--exit-when-idle"]):
+        result = tock_cli(Path(where), *command, check=False)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("tock: /") and result.stderr.count("\n") == 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import DaemonProcess, tock_cli, wait_until
+from conftest import TOCK, DaemonProcess, tock_cli, wait_until
 
 from engine import wake
 from engine.api import Tock
@@ -244,3 +245,78 @@ def test_a_locked_database_does_not_kill_the_daemon(
     (info,) = api.wait([job], timeout=30)
     assert info.state == "DONE"
     assert process.process.poll() is None
+
+
+def test_after_a_crash_that_took_the_jobs_too_a_new_daemon_settles_them(
+    db_path: Path, tmp_path: Path, daemon: Start
+) -> None:
+    """As after a reboot: daemon, wrapper and job all gone. Nothing else will ever happen,
+    so the new daemon must act on what it finds by itself, and then be idle."""
+    api = api_for(db_path)
+    ready = tmp_path / "ready"
+    job = api.submit(f"touch {ready}; exec sleep 1000", env={})
+    first = daemon()
+    wait_until(ready.exists, 30, "the job to start")
+    wait_until(lambda: api.job(job).start_time is not None, 30, "the start to be recorded")
+    first.stop(signal.SIGKILL)
+    run = api.conn.execute("SELECT pid FROM job_runs WHERE job_id = ?", (job,)).fetchone()
+    wrapper = int(run[0])
+    pgid = int(Path(f"/proc/{wrapper}/task/{wrapper}/children").read_text().split()[0])
+    os.kill(wrapper, signal.SIGKILL)
+    os.killpg(pgid, signal.SIGKILL)
+    second = daemon("--exit-when-idle")
+    assert second.process.wait(timeout=60) == 0
+    info = api.job(job)
+    assert info.state == "EXIT"
+    assert (info.exit_reason or "").startswith("lost:")
+
+
+def test_a_kill_takes_the_whole_process_group_even_after_the_shell_exits(
+    db_path: Path, tmp_path: Path, daemon: Start, config_file: Path
+) -> None:
+    config_file.write_text("kill_grace_period = 0.3\n")
+    api = api_for(db_path)
+    pids = tmp_path / "pids"
+    job = api.submit(f"(trap '' TERM; exec sleep 777) & echo $! > {pids}; sleep 778", env={})
+    daemon()
+    wait_until(lambda: pids.exists() and pids.read_text().strip() != "", 30, "the job to start")
+    stubborn = int(pids.read_text())
+    api.kill(job)
+    (info,) = api.wait([job], timeout=30)
+    assert info.state == "EXIT"
+    wait_until(lambda: not Path(f"/proc/{stubborn}").exists() or _zombie(stubborn), 10, "SIGKILL")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_database_locked_at_start_up_delays_the_daemon_only(
+    db_path: Path, daemon: Start, config_file: Path
+) -> None:
+    config_file.write_text("busy_timeout = 0.1\n")
+    api = api_for(db_path)
+    api.submit("true", env={})  # the database exists
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    log = db_path.with_name("daemon.log")
+    env = {**os.environ, "TOCK_CONFIG": str(config_file)}
+    with log.open("a") as out:
+        # Started by hand: the fixture waits for "started on", which the lock delays.
+        child = subprocess.Popen(
+            [TOCK, "--db", str(db_path), "daemon", "--exit-when-idle"], stdout=out, stderr=out,
+            env=env,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "locked" in log.read_text(), 30, "the daemon to meet the lock")
+        assert child.poll() is None  # still alive, retrying
+        holder.execute("ROLLBACK")
+        assert child.wait(timeout=60) == 0
+    finally:
+        holder.close()
+        if child.poll() is None:
+            child.kill()
+    assert api.jobs(include_finished=True)[0].state == "DONE"
