@@ -23,6 +23,20 @@ def api_for(db: Path, max_running: int = 4) -> Tock:
     return Tock(db, config=Config(max_running=max_running))
 
 
+def background_pid(path: Path) -> int:
+    """The pid a job wrote with `echo $! > path`, once it has."""
+    wait_until(lambda: path.exists() and path.read_text().strip() != "", 30, "the job to start")
+    return int(path.read_text())
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its reaper counts)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def states(api: Tock, ids: list[int]) -> list[str]:
     return [job.state for job in api.jobs(ids)]
 
@@ -128,14 +142,13 @@ def test_kill_reaches_the_whole_running_job(db_path: Path, tmp_path: Path, daemo
     pids = tmp_path / "pids"
     job = api.submit(f"sleep 300 & echo $! > {pids}; wait", env={})
     daemon()
-    wait_until(lambda: pids.exists() and pids.read_text().strip() != "", 30, "the job to start")
-    child = int(pids.read_text())
+    child = background_pid(pids)
     api.kill(job)
     (info,) = api.wait([job], timeout=30)
     assert info.state == "EXIT"
     assert info.exit_reason == f"killed by user {api.user}"
     assert info.term_signal == signal.SIGTERM or info.exit_code == 143
-    wait_until(lambda: not Path(f"/proc/{child}").exists(), 10, "the background child to die")
+    wait_until(lambda: gone(child), 10, "the background child to die")
 
 
 def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(
@@ -279,19 +292,11 @@ def test_a_kill_takes_the_whole_process_group_even_after_the_shell_exits(
     pids = tmp_path / "pids"
     job = api.submit(f"(trap '' TERM; exec sleep 777) & echo $! > {pids}; sleep 778", env={})
     daemon()
-    wait_until(lambda: pids.exists() and pids.read_text().strip() != "", 30, "the job to start")
-    stubborn = int(pids.read_text())
+    stubborn = background_pid(pids)
     api.kill(job)
     (info,) = api.wait([job], timeout=30)
     assert info.state == "EXIT"
-    wait_until(lambda: not Path(f"/proc/{stubborn}").exists() or _zombie(stubborn), 10, "SIGKILL")
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    wait_until(lambda: gone(stubborn), 10, "the stubborn child to get SIGKILL")
 
 
 def test_a_database_locked_at_start_up_delays_the_daemon_only(
