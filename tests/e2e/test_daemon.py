@@ -167,15 +167,18 @@ def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(
 
 def test_a_lost_wrapper_ends_its_job(db_path: Path, tmp_path: Path, daemon: Start) -> None:
     api = api_for(db_path)
-    ready = tmp_path / "ready"
-    job = api.submit(f"touch {ready}; sleep 300", env={})
+    leader = tmp_path / "leader"
+    job = api.submit(f"echo $$ > {leader}; exec sleep 300", env={})
     daemon()
-    wait_until(ready.exists, 30, "the job to start")
-    wrapper = api.conn.execute("SELECT pid FROM job_runs WHERE job_id = ?", (job,)).fetchone()[0]
-    os.kill(wrapper, signal.SIGKILL)
-    (info,) = api.wait([job], timeout=30)
-    assert info.state == "EXIT"
-    assert info.exit_reason is not None and info.exit_reason.startswith("lost:")
+    group = background_pid(leader)  # the job's shell leads its process group
+    try:
+        wrapper = api.conn.execute("SELECT pid FROM job_runs WHERE job_id = ?", (job,)).fetchone()
+        os.kill(wrapper[0], signal.SIGKILL)
+        (info,) = api.wait([job], timeout=30)
+        assert info.state == "EXIT"
+        assert info.exit_reason is not None and info.exit_reason.startswith("lost:")
+    finally:
+        os.killpg(group, signal.SIGKILL)  # a lost wrapper's job is nobody's now
 
 
 def test_the_launcher_is_restarted_if_it_dies(db_path: Path, daemon: Start) -> None:
