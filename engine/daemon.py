@@ -85,7 +85,7 @@ class Daemon:
         self.stopping = False
         self.watches: dict[int, Watch] = {}  # run id -> pidfd watch
         self.ended: set[tuple[int, int]] = set()  # wrapper exits (run, pid) not yet recorded
-        self.retry_at: float | None = None  # when deferred work is tried again
+        self.retry_soon = False  # some work was deferred by a passing failure
         self.selector = selectors.DefaultSelector()
 
     # -- plumbing -----------------------------------------------------------------------
@@ -193,9 +193,9 @@ class Daemon:
             wakeup = self.next_wakeup()
         now = self.clock.now()
         due = [wakeup] if wakeup is not None else []
-        if deferred or self.retry_at is not None:
+        if deferred or self.retry_soon:
             due.append(now + RETRY_DEFERRED)
-            self.retry_at = None
+            self.retry_soon = False
         self._wait(max(0.0, min(due) - now) if due else None)
         if wakeup is not None and self.clock.now() >= wakeup:
             self._tick_clock()
@@ -288,7 +288,7 @@ class Daemon:
                 new = watch_wrapper(row["id"], row["pid"], row["pid_start"])
             except OSError as exc:
                 self.log(f"cannot watch the wrapper of run {row['id']} yet: {exc.strerror}")
-                self.retry_at = self.clock.now() + RETRY_DEFERRED
+                self.retry_soon = True
                 continue
             if new is None:
                 self.ended.add((row["id"], row["pid"]))

@@ -25,9 +25,6 @@ class Watch:
         self.pid = pid
         self.fd = fd
 
-    def fileno(self) -> int:
-        return self.fd
-
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)

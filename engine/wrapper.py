@@ -122,7 +122,6 @@ def _drop_privileges(user: str) -> None:
     os.initgroups(user, entry.pw_gid)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
-    os.environ["HOME"] = entry.pw_dir
 
 
 def _exec_job(job: Job, env: dict[str, str], report: int) -> None:

@@ -17,7 +17,7 @@ from engine import journal
 from engine.api import Tock
 from engine.clock import ManualClock
 from engine.config import Config
-from engine.store import open_db, write
+from engine.store import write
 from engine.tick import TickResult, run_until_caught_up
 
 TOCK = str(Path(sys.executable).with_name("tock"))
@@ -202,8 +202,3 @@ def daemon(db_path: Path, config_file: Path) -> Iterator[Callable[..., DaemonPro
     for process in started:
         if process.process.poll() is None:
             process.stop(signal.SIGKILL)
-
-
-def open_state(db: Path) -> Any:
-    """A read connection for assertions on the state tables."""
-    return open_db(db)

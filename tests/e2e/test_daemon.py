@@ -15,6 +15,7 @@ from conftest import TOCK, DaemonProcess, tock_cli, wait_until
 from engine import wake
 from engine.api import Tock
 from engine.config import Config
+from engine.queries import JobInfo
 
 Start = Callable[..., DaemonProcess]
 
@@ -137,14 +138,20 @@ def test_a_submit_wakes_the_idle_daemon_which_uses_no_cpu(db_path: Path, daemon:
     api.wait([job], timeout=10)  # woken at once, not on a polling interval
 
 
-def test_kill_reaches_the_whole_running_job(db_path: Path, tmp_path: Path, daemon: Start) -> None:
-    api = api_for(db_path)
-    pids = tmp_path / "pids"
-    job = api.submit(f"sleep 300 & echo $! > {pids}; wait", env={})
+def kill_a_running_job(api: Tock, pids: Path, command: str, daemon: Start) -> tuple[JobInfo, int]:
+    """Run a job that writes a background child's pid to `pids`, kill it, wait for its end."""
+    job = api.submit(command, env={})
     daemon()
     child = background_pid(pids)
     api.kill(job)
     (info,) = api.wait([job], timeout=30)
+    return info, child
+
+
+def test_kill_reaches_the_whole_running_job(db_path: Path, tmp_path: Path, daemon: Start) -> None:
+    api = api_for(db_path)
+    pids = tmp_path / "pids"
+    info, child = kill_a_running_job(api, pids, f"sleep 300 & echo $! > {pids}; wait", daemon)
     assert info.state == "EXIT"
     assert info.exit_reason == f"killed by user {api.user}"
     assert info.term_signal == signal.SIGTERM or info.exit_code == 143
@@ -293,11 +300,8 @@ def test_a_kill_takes_the_whole_process_group_even_after_the_shell_exits(
     config_file.write_text("kill_grace_period = 0.3\n")
     api = api_for(db_path)
     pids = tmp_path / "pids"
-    job = api.submit(f"(trap '' TERM; exec sleep 777) & echo $! > {pids}; sleep 778", env={})
-    daemon()
-    stubborn = background_pid(pids)
-    api.kill(job)
-    (info,) = api.wait([job], timeout=30)
+    command = f"(trap '' TERM; exec sleep 777) & echo $! > {pids}; sleep 778"
+    info, stubborn = kill_a_running_job(api, pids, command, daemon)
     assert info.state == "EXIT"
     wait_until(lambda: gone(stubborn), 10, "the stubborn child to get SIGKILL")
 
