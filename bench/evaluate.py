@@ -28,13 +28,23 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness import settle
+
 from engine import journal
 from engine.conditions import And, JobPred, JobRef, Node, Not, Or, format_node
 from engine.condparse import parse_condition
-from engine.rules import Resolver, compile_condition, evaluate, job_facts, leaf_jobs, load_rule
+from engine.rules import (
+    Evaluation,
+    Resolver,
+    compile_condition,
+    evaluate,
+    job_facts,
+    leaf_jobs,
+    load_rule,
+)
 from engine.store import open_db, write
 from engine.submission import JobSpec, accept_submit
-from engine.tick import DEFAULT_BATCH, run_tick, run_until_caught_up
+from engine.tick import run_until_caught_up
 
 USER = "bench"
 TEMPLATE = "done(1) && ended(2)"
@@ -99,19 +109,6 @@ def build(conn: sqlite3.Connection, tmp: Path, children: int, template: Node) ->
     return parents
 
 
-def settle(conn: sqlite3.Connection, budget: float) -> tuple[float, int, int]:
-    """run_until_caught_up with a deadline: (seconds, rows consumed, rows to consume)."""
-    total = journal.pending_count(conn)
-    consumed = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < budget:
-        result = run_tick(conn)
-        consumed += result.consumed
-        if result.consumed < DEFAULT_BATCH:
-            break
-    return time.perf_counter() - started, consumed, total
-
-
 def full_reevaluation(conn: sqlite3.Connection) -> tuple[float, int]:
     """What a non-incremental scheduler does per change: every pending rule from scratch.
 
@@ -124,7 +121,7 @@ def full_reevaluation(conn: sqlite3.Connection) -> tuple[float, int]:
         for (job_id,) in pending.fetchall():
             root = load_rule(conn, job_id)
             if root is not None:
-                values[job_id] = evaluate(root, job_facts(conn, leaf_jobs(root))).value
+                values[job_id] = evaluate(root, Evaluation(job_facts(conn, leaf_jobs(root)))).value
     elapsed = time.perf_counter() - started
     stored = conn.execute("SELECT id, dep_value FROM jobs WHERE state IN ('PEND', 'PSUSP')")
     stale = sum(values.get(job_id) != value for job_id, value in stored)

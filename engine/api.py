@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine import journal, wake
 from engine.clock import SYSTEM_CLOCK, Clock
@@ -26,6 +27,10 @@ from engine.queries import HistoryEntry, JobInfo, WhyNode, get_job, history, lis
 from engine.store import open_db, translated_errors, write
 from engine.submission import JobSpec, accept_submit
 from engine.users import current_user, may_change
+
+CATCHUP = ("none", "once", "all")
+if TYPE_CHECKING:
+    from engine.calendar_api import CalendarHistoryEntry, CalendarInfo, Instance
 
 DEFAULT_NAME_LENGTH = 60  # LSF: a job's default name is the last 60 characters of its command
 MAX_NAME_LENGTH = 512
@@ -151,8 +156,16 @@ class Tock:
         stderr: str | None = None,
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
+        catchup: str = "none",
     ) -> int:
-        """Submit a job; its id. Nothing is created when the request is refused."""
+        """Submit a job; its id. Nothing is created when the request is refused.
+
+        `catchup` says what a repetitive job does about time events it missed (the daemon
+        was down, or it could not start inside the window): none, one late run, or one
+        run per missed event.
+        """
+        if catchup not in CATCHUP:
+            raise TockError(f"--catchup {catchup}: choose none, once or all")
         line = utf8("the command", command_line(command))
         if name is not None:
             utf8("the job name", name)
@@ -177,16 +190,21 @@ class Tock:
         with self._guarded():
             conn = self.conn
             with write(conn):
-                nodes = []
-                if tree is not None:
-                    from engine.rules import Resolver, compile_condition
-
-                    nodes = compile_condition(tree, Resolver(conn, self.user))
                 job_id = int(
                     conn.execute(
                         "UPDATE counters SET value = value + 1 WHERE name = 'job' RETURNING value"
                     ).fetchone()[0]
                 )
+                nodes: list[dict[str, Any]] = []
+                repetitive, anonymous = False, []
+                if tree is not None:
+                    from engine.rules import Resolver, compile_condition, is_repetitive
+
+                    resolver = Resolver(conn, self.user, job_id)
+                    nodes = compile_condition(tree, resolver)
+                    repetitive, anonymous = is_repetitive(conn, nodes), resolver.anonymous
+                if catchup != "none" and not any(node.get("calendar") for node in nodes):
+                    raise TockError("--catchup needs a calendar in the condition (-w)")
                 out, err = self._output_paths(job_id, workdir, stdout, stderr)
                 spec = JobSpec(
                     id=job_id,
@@ -201,6 +219,9 @@ class Tock:
                     nodes=nodes,
                     hold=hold,
                     terminate_orphan=terminate_orphan,
+                    repetitive=repetitive,
+                    catchup=catchup,
+                    calendars=anonymous,
                 )
                 now = self.clock.now()
                 row_id = journal.append(
@@ -249,8 +270,18 @@ class Tock:
             with write(conn):
                 job = self._owned_job(conn, job_id)
                 state = job["state"]
-                if check == "unfinished" and state in ("DONE", "EXIT"):
+                if check in ("unfinished", "killable", "repetitive") and state in (
+                    "DONE",
+                    "EXIT",
+                ):
                     raise TockError(f"Job <{job_id}>: Job has already finished")
+                if check == "killable" and job["repetitive"] and state != "RUN":
+                    raise TockError(
+                        f"Job <{job_id}>: a repetitive job is killed only while it runs "
+                        "(tock del removes it)"
+                    )
+                if check == "repetitive" and not job["repetitive"]:
+                    raise TockError(f"Job <{job_id}>: -n applies to repetitive jobs only")
                 if check == "held" and state != "PSUSP":
                     raise TockError(f"Job <{job_id}>: Job is not held (it is {state})")
                 if check == "pending" and state not in ("PEND", "PSUSP"):
@@ -268,12 +299,19 @@ class Tock:
         self._wake()
 
     def kill(self, job_id: int) -> None:
-        """Kill a job: a pending job ends at once (EXIT), a running one is signalled."""
-        self._request(journal.KILL, job_id, "unfinished", {})
+        """Kill a job: a pending job ends at once (EXIT), a running one is signalled.
+        A repetitive job only loses its current run and waits for its next time event."""
+        self._request(journal.KILL, job_id, "killable", {})
 
-    def delete(self, job_id: int) -> None:
-        """Kill the job if it has not finished, and remove it from listings and name lookups."""
-        self._request(journal.DELETE, job_id, "any", {})
+    def delete(self, job_id: int, after_runs: int | None = None) -> None:
+        """Kill the job if it has not finished, and remove it from listings and name lookups.
+        With `after_runs`, a repetitive job is removed after that many more runs."""
+        if after_runs is None:
+            self._request(journal.DELETE, job_id, "any", {})
+            return
+        if after_runs < 1:
+            raise TockError(f"-n {after_runs}: give a number of runs of at least 1")
+        self._request(journal.DELETE, job_id, "repetitive", {"after_runs": after_runs})
 
     def resume(self, job_id: int) -> None:
         """Release a held (PSUSP) job."""
@@ -289,6 +327,7 @@ class Tock:
             Resolver,
             compile_condition,
             find_cycle,
+            is_repetitive,
             pending_modifications,
             referenced_jobs,
         )
@@ -301,7 +340,8 @@ class Tock:
         assert tree is not None
 
         def compiled(conn: sqlite3.Connection, job: sqlite3.Row) -> dict[str, object]:
-            nodes = compile_condition(tree, Resolver(conn, job["user"]))
+            resolver = Resolver(conn, job["user"], job_id)
+            nodes = compile_condition(tree, resolver)
             # Modifications accepted but not yet applied count too: two requests that each
             # look harmless alone must not together close a loop.
             refs = referenced_jobs(nodes)
@@ -309,9 +349,61 @@ class Tock:
             if cycle is not None:
                 loop = " -> ".join(f"<{j}>" for j in [job_id, *reversed(cycle)])
                 raise TockError(f"Job <{job_id}>: the condition would make a cycle: {loop}")
-            return {"condition": condition.strip(), "nodes": nodes}
+            return {
+                "condition": condition.strip(),
+                "nodes": nodes,
+                "repetitive": is_repetitive(conn, nodes),
+                "calendars": resolver.anonymous,
+            }
 
         self._request(journal.MODIFY, job_id, "pending", compiled)
+
+    # -- calendars (engine/calendar_api.py) -----------------------------------------------
+
+    def calendar_add(
+        self, name: str, expression: str, description: str = "", timezone: str | None = None
+    ) -> list[str]:
+        """Create a calendar; the warnings about its expression (one that never fires)."""
+        from engine import calendar_api
+
+        return calendar_api.add(self, name, expression, description, timezone)
+
+    def calendar_modify(
+        self,
+        name: str,
+        expression: str | None = None,
+        description: str | None = None,
+        timezone: str | None = None,
+    ) -> list[str]:
+        from engine import calendar_api
+
+        return calendar_api.modify(self, name, expression, description, timezone)
+
+    def calendar_delete(self, name: str) -> None:
+        from engine import calendar_api
+
+        calendar_api.delete(self, name)
+
+    def calendars(self, names: Sequence[str] = (), user: str | None = None) -> list[CalendarInfo]:
+        from engine import calendar_api
+
+        return calendar_api.listing(self, tuple(names), user)
+
+    def calendar_history(self, name: str | None = None) -> list[CalendarHistoryEntry]:
+        from engine import calendar_api
+
+        return calendar_api.history(self, name)
+
+    def calendar_show(
+        self,
+        target: str,
+        count: int = 5,
+        start: str | None = None,
+        timezone: str | None = None,
+    ) -> list[Instance]:
+        from engine import calendar_api
+
+        return calendar_api.show(self, target, count, start, timezone)
 
     # -- queries ------------------------------------------------------------------------
 

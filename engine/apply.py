@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from engine import journal
+from engine.calendar_handlers import CALENDAR_HANDLERS
+from engine.calendar_store import CalendarDef, accept_calendar, remove_calendar
 from engine.submission import JobSpec, accept_submit
-from engine.transitions import PENDING_STATES, TickContext
+from engine.transitions import FINISHED_STATES, PENDING_STATES, TickContext
 from engine.users import may_change
 
 
@@ -54,7 +56,7 @@ def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
 
 
 def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    from engine.rules import find_cycle, referenced_jobs, store_rule
+    from engine.rules import calendar_events, find_cycle, referenced_jobs, store_rule
 
     job = _job(ctx, row["job_id"])
     if job is None or not _allowed(ctx, row, job):
@@ -65,16 +67,26 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     condition = payload.get("condition")
     if condition is None:
         ctx.conn.execute("DELETE FROM rules WHERE job_id = ?", (job["id"],))
+        ctx.conn.execute("DELETE FROM job_calendars WHERE job_id = ?", (job["id"],))
     else:
         if find_cycle(ctx.conn, job["id"], referenced_jobs(payload["nodes"])) is not None:
             ctx.history(
                 job["id"], "modify_ignored", user=row["user"], reason="it would make a cycle"
             )
             return
-        store_rule(ctx.conn, job["id"], condition, payload["nodes"])
+        for calendar in payload.get("calendars", []):
+            accept_calendar(ctx.conn, row["id"], ctx.now, CalendarDef.from_payload(calendar), "")
+        store_rule(ctx.conn, job["id"], condition, payload["nodes"], ctx.now)
+    # The job's inline calendars that the new condition no longer names go.
+    kept = calendar_events(payload.get("nodes", []))
+    for old in ctx.conn.execute(
+        "SELECT id, event_id FROM calendars WHERE job_id = ? AND deleted = 0", (job["id"],)
+    ).fetchall():
+        if old["event_id"] not in kept:
+            remove_calendar(ctx.conn, old["id"], ctx.now, "no longer in the job's condition")
     ctx.conn.execute(
-        "UPDATE jobs SET condition = ?, invalid_since = NULL WHERE id = ?",
-        (condition, job["id"]),
+        "UPDATE jobs SET condition = ?, invalid_since = NULL, repetitive = ? WHERE id = ?",
+        (condition, int(bool(payload.get("repetitive"))), job["id"]),
     )
     reason = f"condition <{condition}>" if condition is not None else "condition removed"
     ctx.history(job["id"], "modified", user=row["user"], reason=reason)
@@ -85,6 +97,10 @@ def _stop(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row, verb: str) -> No
     """Kill a job, whatever its state: pending ends at once, running gets a signal."""
     user = row["user"]
     state = job["state"]
+    if state in PENDING_STATES and verb == "killed" and job["repetitive"]:
+        # LSF: killing a repetitive job kills its current run; there is none.
+        ctx.history(job["id"], "kill_ignored", user=user, reason="repetitive job is not running")
+        return
     if state in PENDING_STATES:
         reason = f"{verb} by user {user} while pending"
         ctx.transition(
@@ -102,6 +118,20 @@ def _stop(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row, verb: str) -> No
             "UPDATE job_runs SET status = 'cancelled', end_time = ?, reason = ? WHERE id = ?",
             (ctx.now, reason, run["id"]),
         )
+        if job["repetitive"] and verb == "killed":
+            # As for a running one: this run is gone, the job waits for its next event.
+            ctx.transition(
+                job["id"],
+                "RUN",
+                "PEND",
+                "killed",
+                user=user,
+                reason=f"{reason}; requeued",
+                run_id=run["id"],
+                ready=0,
+            )
+            ctx.to_evaluate.add(job["id"])
+            return
         ctx.transition(
             job["id"],
             "RUN",
@@ -127,6 +157,18 @@ def on_kill(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None
 def on_delete(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     job = _job(ctx, row["job_id"])
     if job is None or job["deleted"] or not _allowed(ctx, row, job):
+        return
+    runs = payload.get("after_runs")
+    if runs is not None:
+        if job["repetitive"] and job["state"] not in FINISHED_STATES:
+            ctx.conn.execute("UPDATE jobs SET runs_left = ? WHERE id = ?", (runs, job["id"]))
+            plural = "s" if runs > 1 else ""
+            ctx.history(
+                job["id"],
+                "delete_scheduled",
+                user=row["user"],
+                reason=f"after {runs} more run{plural}",
+            )
         return
     _stop(ctx, row, job, "deleted")
     ctx.conn.execute("UPDATE jobs SET deleted = 1 WHERE id = ?", (job["id"],))
@@ -161,8 +203,8 @@ def on_run_started(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) 
         (row["time"], payload.get("pid"), payload.get("pid_start"), payload.get("host"), run["id"]),
     )
     ctx.conn.execute(
-        "UPDATE jobs SET start_time = coalesce(start_time, ?) WHERE id = ?",
-        (row["time"], run["job_id"]),
+        "UPDATE jobs SET start_time = coalesce(start_time, ?), last_start = ? WHERE id = ?",
+        (row["time"], row["time"], run["job_id"]),
     )
     ctx.history(run["job_id"], "started", run_id=run["id"], reason=f"pid <{payload.get('pid')}>")
     ctx.changed.add(run["job_id"])
@@ -201,18 +243,58 @@ def on_run_finished(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
         reason = f"terminated by {_signal_name(term_signal)}"
     else:
         reason = f"exit code {exit_code}"
-    ctx.transition(
-        job["id"],
-        "RUN",
-        "DONE" if ok else "EXIT",
+    end_run(
+        ctx,
+        job,
+        ok,
         "done" if ok else "exit",
-        reason=reason,
-        run_id=run["id"],
+        reason,
+        run["id"],
+        row["time"],
         exit_code=exit_code,
         term_signal=term_signal,
-        exit_reason=reason,
-        end_time=row["time"],
     )
+
+
+def end_run(
+    ctx: TickContext,
+    job: sqlite3.Row,
+    ok: bool,
+    event: str,
+    reason: str | None,
+    run_id: int,
+    end: float,
+    **columns: Any,
+) -> None:
+    """A run is over. A repetitive job goes back to PEND for its next time event (LSF),
+    unless it is being deleted or `tock del -n` counted this run as its last."""
+    columns.update(exit_reason=reason, last_end=end, last_ok=int(ok), end_time=end)
+    runs_left = job["runs_left"]
+    if runs_left is not None:
+        runs_left -= 1
+    if job["repetitive"] and not job["deleted"] and (runs_left is None or runs_left > 0):
+        if job["kill_requested_by"]:
+            reason = f"{reason}; requeued"
+        ctx.transition(
+            job["id"],
+            "RUN",
+            "PEND",
+            event,
+            reason=reason,
+            run_id=run_id,
+            ready=0,
+            kill_requested_by=None,
+            runs_left=runs_left,
+            **columns,
+        )
+        ctx.to_evaluate.add(job["id"])
+        return
+    ctx.transition(
+        job["id"], "RUN", "DONE" if ok else "EXIT", event, reason=reason, run_id=run_id, **columns
+    )
+    if runs_left == 0:
+        ctx.conn.execute("UPDATE jobs SET deleted = 1, runs_left = 0 WHERE id = ?", (job["id"],))
+        ctx.history(job["id"], "deleted", reason="its last run as requested (tock del -n)")
 
 
 def _end_run_abnormally(ctx: TickContext, run: sqlite3.Row, status: str, reason: str) -> None:
@@ -222,9 +304,7 @@ def _end_run_abnormally(ctx: TickContext, run: sqlite3.Row, status: str, reason:
     )
     job = _job(ctx, run["job_id"])
     if job is not None and job["state"] == "RUN" and job["current_run"] == run["id"]:
-        ctx.transition(
-            job["id"], "RUN", "EXIT", status, reason=reason, run_id=run["id"], exit_reason=reason
-        )
+        end_run(ctx, job, False, status, reason, run["id"], ctx.now)
 
 
 def on_run_lost(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
@@ -273,6 +353,7 @@ HANDLERS: dict[str, Handler] = {
     journal.DISPATCH_FAILED: on_dispatch_failed,
     journal.DAEMON_START: on_daemon_start,
     journal.CLOCK: on_clock,
+    **CALENDAR_HANDLERS,
 }
 
 

@@ -98,6 +98,12 @@ def cli(ctx: click.Context, db: str | None) -> None:
 @click.option("-o", "stdout", metavar="FILE", help="Append standard output here (%J = job id).")
 @click.option("-e", "stderr", metavar="FILE", help="Append standard error here (default: -o).")
 @click.option("--cwd", metavar="DIR", help="Working directory (default: the current one).")
+@click.option(
+    "--catchup",
+    type=click.Choice(["none", "once", "all"]),
+    default="none",
+    help="Repetitive jobs: missed time events get no run, one late run, or one run each.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ID}.')
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
@@ -110,6 +116,7 @@ def submit(
     stdout: str | None,
     stderr: str | None,
     cwd: str | None,
+    catchup: str,
     as_json: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -123,6 +130,7 @@ def submit(
         stdout=stdout,
         stderr=stderr,
         cwd=cwd,
+        catchup=catchup,
     )
     if as_json:
         _echo_json({"id": job_id})
@@ -196,11 +204,23 @@ def kill(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
 
 
 @cli.command(name="del")
+@click.option(
+    "-n",
+    "runs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Repetitive jobs: after N more runs.",
+)
 @click.argument("job_ids", nargs=-1, required=True)
 @click.pass_context
-def delete(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+def delete(ctx: click.Context, runs: int | None, job_ids: tuple[str, ...]) -> None:
     """Delete jobs: kill them if unfinished and drop them from listings."""
-    _for_each_job(ctx, job_ids, _api(ctx).delete, "Job <{}> is being deleted.")
+    api = _api(ctx)
+    if runs is None:
+        _for_each_job(ctx, job_ids, api.delete, "Job <{}> is being deleted.")
+        return
+    message = f"Job <{{}}> will be deleted after {runs} more run{'s' if runs > 1 else ''}."
+    _for_each_job(ctx, job_ids, lambda job_id: api.delete(job_id, runs), message)
 
 
 @cli.command()
@@ -273,6 +293,11 @@ def daemon(ctx: click.Context, exit_when_idle: bool) -> None:
 
     code = Daemon(ctx.find_root().obj["db"]).run(exit_when_idle=exit_when_idle)
     sys.exit(code)
+
+
+from engine.calendar_cli import cal  # noqa: E402  (a command group of its own module)
+
+cli.add_command(cal)
 
 
 def main() -> None:

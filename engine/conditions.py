@@ -115,6 +115,29 @@ def job_refs(node: Node) -> list[JobRef]:
     return [ref for operand in node.operands for ref in job_refs(operand)]
 
 
+_CALENDAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]*)(?:@([A-Za-z0-9_.\-]+))?")
+CALENDAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarTarget:
+    """What `calendar(body)` names: a calendar by name (optionally `name@user`) or, when
+    the body is a time expression, an anonymous calendar of its own."""
+
+    name: str | None = None
+    user: str | None = None
+    expression: str | None = None
+
+
+def calendar_target(body: str) -> CalendarTarget:
+    """Names never hold ':' and expressions always do (or start with `cron(`)."""
+    text = body.strip()
+    match = _CALENDAR_NAME.fullmatch(text)
+    if match is not None:
+        return CalendarTarget(name=match.group(1), user=match.group(2))
+    return CalendarTarget(expression=text)
+
+
 def externals(node: Node) -> list[External]:
     if isinstance(node, External):
         return [node]

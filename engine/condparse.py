@@ -21,6 +21,7 @@ from engine.conditions import (
     Node,
     Not,
     Or,
+    calendar_target,
 )
 from engine.errors import Diagnostic
 
@@ -35,7 +36,6 @@ _RULE_WORDS = {
 }
 
 NOT_SUPPORTED = {
-    "calendar": "calendar() conditions are not supported yet",
     "file": "file() conditions are not supported yet",
     "event": "event() conditions are not supported yet",
 }
@@ -86,8 +86,9 @@ def _found_at(text: str, line: int, col: int) -> str:
 class _Builder:
     """Turns textX objects into condition trees, collecting semantic diagnostics."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, text: str) -> None:
         self.source = source
+        self.text = text
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, obj: Any, message: str) -> None:
@@ -122,8 +123,25 @@ class _Builder:
             if obj.kind in NOT_SUPPORTED:
                 self.error(obj, NOT_SUPPORTED[obj.kind])
             assert obj.kind in EXTERNAL_KINDS
+            if obj.kind == "calendar":
+                self.calendar(obj)
             return External(obj.kind, obj.body)
         raise AssertionError(f"unexpected grammar object {kind}")
+
+    def calendar(self, obj: Any) -> None:
+        """An inline time expression is checked here, with columns in the condition's text."""
+        target = calendar_target(obj.body)
+        if target.expression is None:
+            return
+        from engine.timeexpr import parse_time_exprs
+
+        offset = self.text.index("(", obj._tx_position) + 1
+        while self.text[offset].isspace():
+            offset += 1
+        line = self.text.count("\n", 0, offset) + 1
+        col = offset - (self.text.rfind("\n", 0, offset) + 1)
+        result = parse_time_exprs(target.expression, self.source, line=line, col_offset=col)
+        self.diagnostics.extend(result.diagnostics)
 
     def ref(self, obj: Any) -> JobRef:
         if obj.id:
@@ -167,7 +185,7 @@ def parse_condition(text: str, source: str = "-w") -> ParseResult:
         found = _found_at(text, line, col)
         message = f"syntax error: expected {expected}, found {found}"
         return ParseResult(None, [Diagnostic(source, line, col, message)])
-    builder = _Builder(source)
+    builder = _Builder(source, text)
     try:
         tree = builder.build(model.expr)
     except RecursionError:

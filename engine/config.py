@@ -28,6 +28,7 @@ class Config:
     kill_grace_period: float = 10.0
     busy_timeout: float = 5.0
     output_dir: Path | None = None
+    calendars_file: Path | None = None  # None: `lsb.calendars` beside the database, if any
     source: Path | None = None  # the file it came from, None for defaults
 
     @property
@@ -75,6 +76,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "kill_grace_period": _seconds,
     "busy_timeout": _positive_seconds,
     "output_dir": _path,
+    "calendars_file": _path,
 }
 
 

@@ -153,6 +153,7 @@ class Daemon:
                 try:
                     if not recorded:
                         self._record_start()
+                        self._load_system_calendars()
                         requeue_unclaimed(self.conn)  # a previous daemon's starts may be lost
                         recorded = True
                         self.log(
@@ -255,6 +256,64 @@ class Daemon:
                 },
             )
 
+    def _load_system_calendars(self) -> None:
+        """Read the calendars file; SYS calendars become what it holds. Ids are allocated
+        here, in the transaction that writes the row, so a replay reuses them."""
+        from engine.calendar_store import SYSTEM_OWNER, CalendarDef, allocate, find_calendar
+        from engine.syscalendars import parse_calendars_file
+
+        path = self.config.calendars_file or self.layout.db.parent / "lsb.calendars"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if self.config.calendars_file is not None:
+                self.log(f"error: {path}: no such file; system calendars left as they were")
+                return
+            text = ""
+        except (OSError, UnicodeDecodeError) as exc:
+            self.log(f"error: {path}: cannot read ({exc}); system calendars left as they were")
+            return
+        parsed = parse_calendars_file(text, str(path))
+        for diagnostic in parsed.diagnostics:
+            self.log(f"error: {diagnostic} (section skipped)")
+        for warning in parsed.warnings:
+            self.log(f"warning: {warning}")
+        with write(self.conn):
+            live = self.conn.execute(
+                "SELECT count(*) FROM calendars WHERE kind = 'system' AND deleted = 0"
+            ).fetchone()[0]
+            if not parsed.calendars and not live:
+                return
+            defs = []
+            for item in parsed.calendars:
+                row = find_calendar(self.conn, item.name, SYSTEM_OWNER)
+                if row is not None:
+                    calendar_id, event_id = int(row["id"]), int(row["event_id"])
+                else:
+                    calendar_id = allocate(self.conn, "calendar")
+                    event_id = allocate(self.conn, "event")
+                defs.append(
+                    CalendarDef(
+                        id=calendar_id,
+                        event_id=event_id,
+                        name=item.name,
+                        owner=SYSTEM_OWNER,
+                        kind="system",
+                        expression=item.expression,
+                        compiled=item.compiled,
+                        timezone=item.timezone,
+                        description=item.description,
+                    ).payload()
+                )
+            journal.append(
+                self.conn,
+                time=self.clock.now(),
+                kind=journal.SYSTEM_CALENDARS,
+                user=current_user(),
+                payload={"source": str(path), "calendars": defs},
+            )
+        self.log(f"{len(defs)} system calendar(s) from {path}")
+
     def _tick_clock(self) -> None:
         """A timer expired: the time is recorded as an input, and the tick acts on it."""
         with write(self.conn):
@@ -300,12 +359,20 @@ class Daemon:
     # -- when to wake, when to stop ---------------------------------------------------------
 
     def next_wakeup(self) -> float | None:
-        """The next time a decision falls due with no other input: an orphan's grace end."""
+        """The next time a decision falls due with no other input: an orphan's grace end,
+        or a boundary (start or end of a time event) of a calendar some job waits on."""
         row = self.conn.execute(
             "SELECT (SELECT min(invalid_since) FROM jobs WHERE invalid_since IS NOT NULL) "
             "+ orphan_grace FROM tick_state"
         ).fetchone()
-        return None if row[0] is None else float(row[0])
+        calendar = self.conn.execute(
+            "SELECT min(c.next_change) FROM calendars AS c WHERE c.deleted = 0 "
+            "AND c.next_change IS NOT NULL AND EXISTS (SELECT 1 FROM job_calendars AS jc "
+            "JOIN jobs AS j ON j.id = jc.job_id WHERE jc.event_id = c.event_id "
+            "AND j.state IN ('PEND', 'PSUSP', 'RUN'))"
+        ).fetchone()
+        due = [float(value) for value in (row[0], calendar[0]) if value is not None]
+        return min(due) if due else None
 
     def idle(self) -> bool:
         """Nothing runs, nothing is queued, and no timer is set: only new input can help."""

@@ -11,7 +11,13 @@ from __future__ import annotations
 import traceback
 
 from engine.logic import Value
-from engine.rules import evaluate, job_facts, leaf_jobs, load_rule
+from engine.rules import Evaluation, evaluate, job_facts, leaf_events, leaf_jobs, load_rule
+from engine.timeevents import (
+    advance_calendars,
+    calendar_facts,
+    next_event_note,
+    use_time_events,
+)
 from engine.transitions import PENDING_STATES, TickContext
 
 REASONS = {
@@ -22,13 +28,16 @@ REASONS = {
 HELD_REASON = "Job was held by the user while pending"
 SLOT_REASON = "Waiting for a free job slot (max_running reached)"
 ORPHAN_REASON = "orphan: dependency condition invalid or never satisfied"
+REPEAT_REASON = "Repetitive job: waiting for a new time event or a new run of a job it depends on"
 
 
-def pending_reason(state: str, value: Value) -> str | None:
+def pending_reason(state: str, value: Value, blocked: str | None = None) -> str | None:
     reasons = []
     if state == "PSUSP":
         reasons.append(HELD_REASON)
-    if value is not Value.TRUE:
+    if blocked is not None:
+        reasons.append(blocked)
+    elif value is not Value.TRUE:
         reasons.append(REASONS[value])
     elif state == "PEND":
         reasons.append(SLOT_REASON)
@@ -59,7 +68,8 @@ def terminate_orphan(ctx: TickContext, job_id: int, state: str) -> None:
 def evaluate_job(ctx: TickContext, job_id: int) -> None:
     job = ctx.conn.execute(
         "SELECT j.state, j.dep_value, j.ready, j.pending_reason, j.terminate_orphan, "
-        "j.invalid_since, j.journal_id, r.value AS rule_value FROM jobs AS j "
+        "j.invalid_since, j.journal_id, j.repetitive, j.catchup, j.run_count, j.last_end, "
+        "r.value AS rule_value FROM jobs AS j "
         "LEFT JOIN rules AS r ON r.job_id = j.id WHERE j.id = ?",
         (job_id,),
     ).fetchone()
@@ -71,7 +81,21 @@ def evaluate_job(ctx: TickContext, job_id: int) -> None:
         return
     ctx.evaluations += 1
     root = load_rule(ctx.conn, job_id)
-    value = Value.TRUE if root is None else evaluate(root, job_facts(ctx.conn, leaf_jobs(root)))
+    value, blocked = Value.TRUE, None
+    if root is not None:
+        calendars = {}
+        if leaf_events(root):
+            calendars = calendar_facts(ctx.conn, job_id, job["catchup"], ctx.now)
+        facts = Evaluation(job_facts(ctx.conn, leaf_jobs(root)), calendars, since=job["last_end"])
+        value = evaluate(root, facts)
+        gone = sorted(fact.gone for fact in calendars.values() if fact.gone is not None)
+        if gone:
+            blocked = "; ".join(gone)
+        elif value is Value.TRUE and job["repetitive"] and job["run_count"] and not facts.triggers:
+            blocked = REPEAT_REASON
+        note = next_event_note(calendars) if value is not Value.TRUE or blocked else None
+        if note is not None:
+            blocked = f"{blocked or REASONS[value]}; {note}"
     if value is Value.INVALID and job["terminate_orphan"]:
         terminate_orphan(ctx, job_id, job["state"])
         return
@@ -82,8 +106,8 @@ def evaluate_job(ctx: TickContext, job_id: int) -> None:
         since = job["invalid_since"] if job["invalid_since"] is not None else ctx.now
     update = {
         "dep_value": value.value if root is not None else None,
-        "ready": int(value is Value.TRUE),
-        "pending_reason": pending_reason(job["state"], value),
+        "ready": int(value is Value.TRUE and blocked is None),
+        "pending_reason": pending_reason(job["state"], value, blocked),
         "invalid_since": since,
     }
     if any(job[name] != wanted for name, wanted in update.items()):
@@ -135,10 +159,12 @@ def schedule(ctx: TickContext) -> None:
     if free <= 0:
         return
     ready = ctx.conn.execute(
-        "SELECT id, run_count FROM jobs WHERE state = 'PEND' AND ready = 1 ORDER BY id LIMIT ?",
+        "SELECT id, run_count, repetitive, catchup FROM jobs WHERE state = 'PEND' AND ready = 1 "
+        "ORDER BY id LIMIT ?",
         (free,),
     ).fetchall()
     for job in ready:
+        note = use_time_events(ctx, job["id"], job["catchup"]) if job["repetitive"] else None
         run_no = job["run_count"] + 1
         run_id = ctx.conn.execute(
             "INSERT INTO job_runs (job_id, run_no, status, dispatch_time) "
@@ -152,6 +178,7 @@ def schedule(ctx: TickContext) -> None:
             "RUN",
             "dispatched",
             run_id=run_id,
+            reason=note,
             current_run=run_id,
             run_count=run_no,
             pending_reason=None,
@@ -160,7 +187,9 @@ def schedule(ctx: TickContext) -> None:
 
 
 def settle(ctx: TickContext) -> None:
-    """Propagate changes until the state is stable, then fill free slots; repeat."""
+    """Cross due calendar boundaries, then propagate changes until the state is stable,
+    then fill free slots; repeat."""
+    advance_calendars(ctx)
     for _ in range(1_000_000):
         while ctx.changed or ctx.to_evaluate:
             changed, ctx.changed = ctx.changed, set()

@@ -17,6 +17,9 @@ MODIFY = "modify"
 KILL = "kill"
 DELETE = "delete"
 RESUME = "resume"
+CALENDAR_ADD = "calendar_add"
+CALENDAR_MODIFY = "calendar_modify"
+CALENDAR_DELETE = "calendar_delete"
 # Kinds written by the job wrapper.
 RUN_STARTED = "run_started"
 RUN_FINISHED = "run_finished"
@@ -25,6 +28,7 @@ RUN_LOST = "run_lost"
 DISPATCH_FAILED = "dispatch_failed"
 DAEMON_START = "daemon_start"
 CLOCK = "clock"
+SYSTEM_CALENDARS = "system_calendars"
 
 KINDS = frozenset(
     {
@@ -33,12 +37,16 @@ KINDS = frozenset(
         KILL,
         DELETE,
         RESUME,
+        CALENDAR_ADD,
+        CALENDAR_MODIFY,
+        CALENDAR_DELETE,
         RUN_STARTED,
         RUN_FINISHED,
         RUN_LOST,
         DISPATCH_FAILED,
         DAEMON_START,
         CLOCK,
+        SYSTEM_CALENDARS,
     }
 )
 

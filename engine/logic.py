@@ -75,22 +75,88 @@ _COMPARE: dict[str, Callable[[int, int], bool]] = {
 
 @dataclass(frozen=True, slots=True)
 class JobFacts:
-    """What a predicate may know about the job it names."""
+    """What a predicate may know about the job it names.
+
+    For a repetitive job, the `last_*` fields describe its latest run: such a job goes back
+    to PEND after each run, so its state says nothing about how that run went.
+    """
 
     state: str
     exit_code: int | None = None
     ever_started: bool = False
+    repetitive: bool = False
+    last_ok: bool | None = None
+    last_start: float | None = None
+    last_end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarFacts:
+    """A calendar as one waiting job sees it.
+
+    `owed`: a time event this job may still use (at most one run per event) is here;
+    `active`: some event of the calendar covers now, used or not (what `!calendar(x)` asks);
+    `gone`: why the calendar can no longer fire for anyone (deleted), else None.
+    """
+
+    active: bool
+    owed: bool
+    gone: str | None = None
+    label: str = ""  # name@owner, for pending reasons
+    next_start: float | None = None
+    zone: str = "UTC"  # the calendar's, to show times in
+
+
+def calendar_predicate(facts: CalendarFacts | None, negated: bool) -> Value:
+    if facts is None or facts.gone is not None:
+        return F
+    if negated:
+        return T if facts.active else F
+    return T if facts.owed else F
+
+
+def _repetitive_predicate(
+    func: str, facts: JobFacts, op: str | None, code: int | None, since: float | None
+) -> Value:
+    """LSF's repetitive rule: the parent must have completed (or, for started(), started)
+    since the child's last run ended; a parent back in PEND counts as its last run."""
+    after = float("-inf") if since is None else since
+    if func == "started":
+        holds = facts.last_start is not None and facts.last_start > after
+    else:
+        completed = facts.last_end is not None and facts.last_end > after
+        if func == "ended":
+            holds = completed
+        elif func == "done":
+            holds = completed and facts.last_ok is True
+        elif func == "exit":
+            holds = completed and facts.last_ok is False
+            if holds and code is not None:
+                holds = facts.exit_code is not None and _COMPARE[op or "=="](facts.exit_code, code)
+        else:
+            raise ValueError(f"unknown job predicate {func!r}")
+    if holds:
+        return T
+    return INVALID if facts.state in FINISHED else F
 
 
 def job_predicate(
-    func: str, facts: JobFacts | None, op: str | None = None, code: int | None = None
+    func: str,
+    facts: JobFacts | None,
+    op: str | None = None,
+    code: int | None = None,
+    since: float | None = None,
 ) -> Value:
     """LSF's leaf rule: TRUE if the test holds; INVALID if the job can no longer get there.
 
     `facts` is None when the job no longer exists (its record was cleaned), which is INVALID.
+    `since` is when the waiting job's own last run ended (None if it never ran): for a
+    repetitive parent, only what happened after it counts.
     """
     if facts is None:
         return INVALID
+    if facts.repetitive:
+        return _repetitive_predicate(func, facts, op, code, since)
     state = facts.state
     if func == "started":
         # Dispatched is not started: the run may still be cancelled before its wrapper

@@ -7,8 +7,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.logic import Value
-from engine.rules import RuleNode, evaluate, job_facts, leaf_jobs, load_rule
+from engine.logic import CalendarFacts, Value
+from engine.rules import (
+    Evaluation,
+    RuleNode,
+    evaluate,
+    job_facts,
+    leaf_events,
+    leaf_jobs,
+    load_rule,
+)
 from engine.timefmt import iso
 
 
@@ -34,6 +42,10 @@ class JobInfo:
     run_count: int
     terminate_orphan: bool
     deleted: bool
+    repetitive: bool = False
+    catchup: str = "none"
+    runs_left: int | None = None
+    last_end: float | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobInfo:
@@ -59,11 +71,15 @@ class JobInfo:
             run_count=row["run_count"],
             terminate_orphan=bool(row["terminate_orphan"]),
             deleted=bool(row["deleted"]),
+            repetitive=bool(row["repetitive"]),
+            catchup=row["catchup"],
+            runs_left=row["runs_left"],
+            last_end=row["last_end"],
         )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("submit_time", "start_time", "end_time"):
+        for key in ("submit_time", "start_time", "end_time", "last_end"):
             data[key] = iso(data[key])
         return data
 
@@ -115,11 +131,14 @@ class WhyNode:
     value: str
     children: list[WhyNode] = field(default_factory=list)
     job: dict[str, Any] | None = None
+    calendar: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"expr": self.expr, "value": self.value}
         if self.job is not None:
             data["job"] = self.job
+        if self.calendar is not None:
+            data["calendar"] = self.calendar
         data["children"] = [child.to_json() for child in self.children]
         return data
 
@@ -131,7 +150,17 @@ def why(conn: sqlite3.Connection, job_id: int) -> WhyNode | None:
     referenced = leaf_jobs(root)
     facts = job_facts(conn, referenced)
     trace: dict[int, Value] = {}
-    evaluate(root, facts, trace)
+    calendars: dict[int, CalendarFacts] = {}
+    waiting = conn.execute(
+        "SELECT j.catchup, j.last_end, t.now FROM jobs AS j, tick_state AS t WHERE j.id = ?",
+        (job_id,),
+    ).fetchone()
+    if leaf_events(root):
+        from engine.timeevents import calendar_facts
+
+        # As the tick last saw them: the tick's own clock, not the caller's.
+        calendars = calendar_facts(conn, job_id, waiting["catchup"], waiting["now"])
+    evaluate(root, Evaluation(facts, calendars, since=waiting["last_end"], trace=trace))
     names = {}
     if referenced:
         marks = ",".join("?" * len(referenced))
@@ -154,7 +183,17 @@ def why(conn: sqlite3.Connection, job_id: int) -> WhyNode | None:
                 "state": fact.state if fact else None,
                 "exit_code": fact.exit_code if fact else None,
             }
-        return WhyNode(node.text, trace[node.id].value, [build(c) for c in node.children], job)
+        calendar = None
+        if node.event is not None and node.event in calendars:
+            cal = calendars[node.event]
+            calendar = {
+                "calendar": cal.label,
+                "status": "deleted" if cal.gone else "active" if cal.active else "inactive",
+                "unused_event": cal.owed,
+                "next_start": iso(cal.next_start),
+            }
+        children = [build(c) for c in node.children]
+        return WhyNode(node.text, trace[node.id].value, children, job, calendar)
 
     return build(root)
 

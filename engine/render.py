@@ -59,6 +59,9 @@ def job_long(job: JobInfo) -> str:
     if job.condition is not None:
         flag = ", terminate if orphaned (-ti)" if job.terminate_orphan else ""
         lines.append(f" Dependency Condition <{job.condition}>{flag};")
+    if job.repetitive:
+        left = "" if job.runs_left is None else f", deleted after {job.runs_left} more run(s)"
+        lines.append(f" Repetitive job: back to PEND after each run, catch-up {job.catchup}{left};")
     if job.pending_reason:
         lines.append(" PENDING REASONS:")
         lines.extend(f" {reason};" for reason in job.pending_reason.split("; "))
@@ -90,6 +93,13 @@ def why_tree(job: JobInfo, root: WhyNode | None) -> str:
             state = info["state"] or "gone"
             code = f" exit {info['exit_code']}" if info.get("exit_code") is not None else ""
             detail = f"job <{info['id']}> {info['name']} is {state}{code}"
+        elif node.calendar is not None:
+            cal = node.calendar
+            detail = f"calendar <{cal['calendar']}> is {cal['status']}"
+            if cal["status"] == "active" and not cal["unused_event"]:
+                detail += " (this event already used)"
+            if cal["next_start"]:
+                detail += f"; next event {cal['next_start'][:16].replace('T', ' ')}"
         rows.append((prefix + branch + node.expr, node.value, detail))
         child_prefix = prefix + ("    " if branch == "└── " else "│   " if branch else "")
         for index, child in enumerate(node.children):
@@ -119,6 +129,9 @@ _PHRASES = {
     "lost": "Lost",
     "late_start": "Started after it was ended; stopping it",
     "refused": "Request refused",
+    "missed": "Time event missed",
+    "kill_ignored": "Kill ignored",
+    "delete_scheduled": "Deletion scheduled",
 }
 
 
@@ -127,7 +140,8 @@ def _history_text(entry: HistoryEntry) -> str:
         text = f"Submitted by user <{entry.user}>"
         return text + (", held (-H)" if entry.to_state == "PSUSP" else "")
     if entry.event == "done":
-        return "Done successfully"
+        back = "; back to PEND for its next run" if entry.to_state == "PEND" else ""
+        return "Done successfully" + back
     if entry.event in ("exit", "killed", "lost", "orphan") and entry.reason:
         reason = entry.reason
         return f"Exited: {reason}" if entry.event == "exit" else reason[0].upper() + reason[1:]

@@ -11,13 +11,34 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.conditions import And, External, JobPred, JobRef, Node, Not, Or, format_node
+from engine.conditions import (
+    And,
+    External,
+    JobPred,
+    JobRef,
+    Node,
+    Not,
+    Or,
+    calendar_target,
+    format_node,
+)
 from engine.errors import TockError
-from engine.logic import INVALID, JobFacts, Value, and2, fold, job_predicate, not1, or2
+from engine.logic import (
+    INVALID,
+    CalendarFacts,
+    JobFacts,
+    Value,
+    and2,
+    calendar_predicate,
+    fold,
+    job_predicate,
+    not1,
+    or2,
+)
 
 CompiledNode = dict[str, Any]
 
@@ -29,11 +50,55 @@ class ResolvedJob:
 
 
 class Resolver:
-    """Looks job references up for one user, at one moment."""
+    """Looks job and calendar references up for one user, at one moment.
 
-    def __init__(self, conn: sqlite3.Connection, user: str) -> None:
+    An inline time expression becomes an anonymous calendar of the job `job_id`; its
+    definition, with ids allocated here, is collected in `anonymous` for the caller to put
+    in the journal row.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, user: str, job_id: int | None = None) -> None:
         self.conn = conn
         self.user = user
+        self.job_id = job_id
+        self.anonymous: list[dict[str, Any]] = []
+
+    def calendar(self, node: External) -> int:
+        """The event id of the calendar `calendar(body)` names."""
+        from engine.calendar_store import resolve_calendar
+
+        target = calendar_target(node.body)
+        if target.expression is not None:
+            return self.anonymous_calendar(target.expression)
+        assert target.name is not None
+        row = resolve_calendar(self.conn, target.name, target.user, self.user)
+        if row is None:
+            shown = target.name if target.user is None else f"{target.name}@{target.user}"
+            raise TockError(f"calendar <{shown}>: no such calendar")
+        return int(row["event_id"])
+
+    def anonymous_calendar(self, expression: str) -> int:
+        from engine.calendar_store import CalendarDef, allocate, compile_spec
+        from engine.calendars import local_zone_name
+        from engine.timeexpr import parse_time_exprs
+
+        assert self.job_id is not None, "an anonymous calendar needs its job's id"
+        parsed = parse_time_exprs(expression, "-w")
+        if parsed.spec is None:
+            raise TockError(str(parsed.diagnostics[0]))
+        cdef = CalendarDef(
+            id=allocate(self.conn, "calendar"),
+            event_id=allocate(self.conn, "event"),
+            name=parsed.spec.text,
+            owner=self.user,
+            kind="anonymous",
+            expression=parsed.spec.text,
+            compiled=compile_spec(parsed.spec),
+            timezone=local_zone_name(),
+            job_id=self.job_id,
+        )
+        self.anonymous.append(cdef.payload())
+        return cdef.event_id
 
     def by_id(self, job_id: int) -> ResolvedJob:
         row = None
@@ -102,7 +167,10 @@ def compile_condition(tree: Node, resolver: Resolver) -> list[CompiledNode]:
                 assert ref.name is not None
                 emit(_leaf(node, resolver.by_name(ref.name), False), parent)
         elif isinstance(node, External):
-            raise TockError(f"{node.kind}() conditions are not supported yet")
+            if node.kind != "calendar":
+                raise TockError(f"{node.kind}() conditions are not supported yet")
+            leaf = {"op": "LEAF", "text": format_node(node), "event": resolver.calendar(node)}
+            emit(leaf | {"calendar": True}, parent)
         elif isinstance(node, Not):
             here = emit({"op": "NOT", "text": format_node(node)}, parent)
             walk(node.operand, here)
@@ -115,6 +183,43 @@ def compile_condition(tree: Node, resolver: Resolver) -> list[CompiledNode]:
 
     walk(tree, None)
     return nodes
+
+
+def positive_leaves(nodes: list[CompiledNode]) -> list[CompiledNode]:
+    """Leaves under an even number of NOTs: those whose becoming true can start the job."""
+    found = []
+    for node in nodes:
+        if node["op"] != "LEAF":
+            continue
+        negations, parent = 0, node.get("parent")
+        while parent is not None:
+            negations += nodes[parent]["op"] == "NOT"
+            parent = nodes[parent].get("parent")
+        if negations % 2 == 0:
+            found.append(node)
+    return found
+
+
+def is_repetitive(conn: sqlite3.Connection, nodes: list[CompiledNode]) -> bool:
+    """LSF: a job waiting on a calendar repeats, and so does one waiting on a repetitive
+    job. Only a leaf that can trigger the job counts: `!calendar(Holiday)` alone does not."""
+    leaves = positive_leaves(nodes)
+    if any(leaf.get("calendar") for leaf in leaves):
+        return True
+    parents = [int(leaf["job"]) for leaf in leaves if leaf.get("job") is not None]
+    for start in range(0, len(parents), FACTS_CHUNK):
+        chunk = parents[start : start + FACTS_CHUNK]
+        found = conn.execute(
+            f"SELECT 1 FROM jobs WHERE repetitive = 1 AND id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ).fetchone()
+        if found is not None:
+            return True
+    return False
+
+
+def calendar_events(nodes: Iterable[CompiledNode]) -> set[int]:
+    return {int(node["event"]) for node in nodes if node.get("calendar")}
 
 
 def source_hash(source: str) -> str:
@@ -177,10 +282,29 @@ def find_cycle(
 
 
 def store_rule(
-    conn: sqlite3.Connection, job_id: int, source: str, nodes: list[CompiledNode]
+    conn: sqlite3.Connection, job_id: int, source: str, nodes: list[CompiledNode], time: float
 ) -> int:
-    """Replace the job's rule with these compiled nodes."""
+    """Replace the job's rule with these compiled nodes.
+
+    Each calendar the rule names gets a job_calendars row, kept across modifications (a
+    time event already used stays used); time events that ended before `time` are not
+    this job's.
+    """
     conn.execute("DELETE FROM rules WHERE job_id = ?", (job_id,))
+    events = calendar_events(nodes)
+    linked = {
+        row[0]
+        for row in conn.execute("SELECT event_id FROM job_calendars WHERE job_id = ?", (job_id,))
+    }
+    for event_id in linked - events:
+        conn.execute(
+            "DELETE FROM job_calendars WHERE job_id = ? AND event_id = ?", (job_id, event_id)
+        )
+    for event_id in sorted(events - linked):
+        conn.execute(
+            "INSERT INTO job_calendars (job_id, event_id, since) VALUES (?, ?, ?)",
+            (job_id, event_id, time),
+        )
     rule_id = conn.execute(
         "INSERT INTO rules (job_id, source, source_hash) VALUES (?, ?, ?)",
         (job_id, source, source_hash(source)),
@@ -251,15 +375,21 @@ def load_rule(conn: sqlite3.Connection, job_id: int) -> RuleNode | None:
     return root
 
 
-def leaf_jobs(root: RuleNode) -> set[int]:
-    found: set[int] = set()
+def _leaves(root: RuleNode) -> Iterator[RuleNode]:
     stack = [root]
     while stack:
         node = stack.pop()
-        if node.job is not None:
-            found.add(node.job)
+        if node.op == "LEAF":
+            yield node
         stack.extend(node.children)
-    return found
+
+
+def leaf_jobs(root: RuleNode) -> set[int]:
+    return {node.job for node in _leaves(root) if node.job is not None}
+
+
+def leaf_events(root: RuleNode) -> set[int]:
+    return {node.event for node in _leaves(root) if node.event is not None}
 
 
 FACTS_CHUNK = 500  # far below SQLite's limit on bound variables
@@ -272,32 +402,66 @@ def job_facts(conn: sqlite3.Connection, job_ids: Iterable[int]) -> dict[int, Job
     for start in range(0, len(ids), FACTS_CHUNK):
         chunk = ids[start : start + FACTS_CHUNK]
         rows = conn.execute(
-            "SELECT id, state, exit_code, start_time IS NOT NULL AS started FROM jobs "
-            f"WHERE id IN ({','.join('?' * len(chunk))})",
+            "SELECT id, state, exit_code, start_time IS NOT NULL, repetitive, last_ok, "
+            f"last_start, last_end FROM jobs WHERE id IN ({','.join('?' * len(chunk))})",
             chunk,
         )
-        facts.update((row[0], JobFacts(row[1], row[2], bool(row[3]))) for row in rows)
+        facts.update(
+            (
+                row[0],
+                JobFacts(
+                    row[1],
+                    row[2],
+                    bool(row[3]),
+                    bool(row[4]),
+                    None if row[5] is None else bool(row[5]),
+                    row[6],
+                    row[7],
+                ),
+            )
+            for row in rows
+        )
     return facts
 
 
-def evaluate(
-    node: RuleNode,
-    facts: Mapping[int, JobFacts],
-    trace: dict[int, Value] | None = None,
-) -> Value:
-    """The node's value; with `trace`, every node's value is recorded by node id."""
+@dataclass(slots=True)
+class Evaluation:
+    """What one evaluation needs beyond the rule, and what it found out on the way.
+
+    `since`: the waiting job's own last run end (the repetitive rule); `triggers`: the
+    leaves that are true and could have started the job (not under a NOT) and are about
+    something new (a time event, a repetitive parent's run), so a repetitive job that has
+    run once runs again only for one of those.
+    """
+
+    jobs: Mapping[int, JobFacts]
+    calendars: Mapping[int, CalendarFacts] = field(default_factory=dict)
+    since: float | None = None
+    trace: dict[int, Value] | None = None
+    triggers: list[RuleNode] = field(default_factory=list)
+
+
+def evaluate(node: RuleNode, facts: Evaluation, negated: bool = False) -> Value:
+    """The node's value; with `facts.trace`, every node's value is recorded by node id."""
     if node.op == "LEAF":
         if node.job is not None:
+            parent = facts.jobs.get(node.job)
             value = job_predicate(
-                node.pred or "done", facts.get(node.job), node.exit_op, node.exit_code
+                node.pred or "done", parent, node.exit_op, node.exit_code, facts.since
             )
+            fresh = parent is not None and parent.repetitive
+        elif node.event is not None and node.event in facts.calendars:
+            value = calendar_predicate(facts.calendars[node.event], negated)
+            fresh = True
         else:
-            value = INVALID  # event leaves arrive with their issues
+            value, fresh = INVALID, False  # file and user events arrive with their issues
+        if value is Value.TRUE and fresh and not negated:
+            facts.triggers.append(node)
     elif node.op == "NOT":
-        value = not1(evaluate(node.children[0], facts, trace))
+        value = not1(evaluate(node.children[0], facts, not negated))
     else:
         combine = and2 if node.op == "AND" else or2
-        value = fold(combine, (evaluate(child, facts, trace) for child in node.children))
-    if trace is not None:
-        trace[node.id] = value
+        value = fold(combine, (evaluate(child, facts, negated) for child in node.children))
+    if facts.trace is not None:
+        facts.trace[node.id] = value
     return value

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.calendar_store import CalendarDef, accept_calendar
 from engine.rules import CompiledNode, store_rule
 
 NEW_JOB_REASON = "New job is waiting for scheduling"
@@ -31,6 +32,9 @@ class JobSpec:
     nodes: list[CompiledNode] = field(default_factory=list)
     hold: bool = False
     terminate_orphan: bool = False
+    repetitive: bool = False
+    catchup: str = "none"
+    calendars: list[dict[str, Any]] = field(default_factory=list)  # anonymous calendars
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,8 +51,8 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
     state = "PSUSP" if spec.hold else "PEND"
     cursor = conn.execute(
         "INSERT OR IGNORE INTO jobs (id, name, user, command, cwd, env, stdout_path, stderr_path, "
-        "condition, state, pending_reason, terminate_orphan, submit_time, journal_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "condition, state, pending_reason, terminate_orphan, submit_time, journal_id, "
+        "repetitive, catchup) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             spec.id,
             spec.name,
@@ -64,16 +68,20 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
             int(spec.terminate_orphan),
             time,
             journal_id,
+            int(spec.repetitive),
+            spec.catchup,
         ),
     )
     if cursor.rowcount == 0:
         return False
+    for calendar in spec.calendars:
+        accept_calendar(conn, journal_id, time, CalendarDef.from_payload(calendar), spec.user)
     conn.execute(
         "UPDATE counters SET value = max(value, ?) WHERE name = 'job'",
         (spec.id,),
     )
     if spec.condition is not None:
-        store_rule(conn, spec.id, spec.condition, spec.nodes)
+        store_rule(conn, spec.id, spec.condition, spec.nodes, time)
     conn.execute(
         "INSERT INTO history (time, job_id, journal_id, event, to_state, user, reason) "
         "VALUES (?, ?, ?, 'submitted', ?, ?, ?)",

@@ -81,6 +81,10 @@ class TickContext:
         )
         self.changed.add(job_id)
         self.transitions += 1
+        if to_state in FINISHED_STATES:
+            from engine.timeevents import release_anonymous
+
+            release_anonymous(self.conn, job_id, self.now, f"job <{job_id}> has finished")
 
     def action(self, kind: str, job_id: int, run_id: int, payload: dict[str, Any]) -> None:
         """Put a side effect in the outbox; it runs after this tick commits."""

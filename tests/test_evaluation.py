@@ -22,7 +22,7 @@ from engine.clock import ManualClock
 from engine.conditions import And, JobPred, JobRef, Node, Not, Or, format_node
 from engine.config import Config
 from engine.logic import Value
-from engine.rules import evaluate, job_facts, leaf_jobs, load_rule
+from engine.rules import Evaluation, evaluate, job_facts, leaf_jobs, load_rule
 
 MAX_RUNNING = 3
 
@@ -130,7 +130,7 @@ class Scheduling(RuleBasedStateMachine):
                 fresh = Value.TRUE
                 assert job["dep_value"] is None
             else:
-                fresh = evaluate(root, job_facts(conn, leaf_jobs(root)))
+                fresh = evaluate(root, Evaluation(job_facts(conn, leaf_jobs(root))))
                 assert job["dep_value"] == fresh.value, f"job {job['id']}"
             assert job["ready"] == int(fresh is Value.TRUE), f"job {job['id']}"
 
