@@ -25,6 +25,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) bench/chain.py
 	$(PY) bench/evaluate.py
+	$(PY) bench/calendars.py
 	$(PY) bench/cli.py
 
 clean:
