@@ -9,7 +9,6 @@ decision about it is still the tick's.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import sqlite3
@@ -26,7 +25,7 @@ from engine.paths import Layout, layout_for
 from engine.queries import HistoryEntry, JobInfo, WhyNode, get_job, history, list_jobs, why
 from engine.store import open_db, translated_errors, write
 from engine.submission import JobSpec, accept_submit
-from engine.users import current_user, may_change
+from engine.users import current_user, may_change, recorded_admins
 
 CATCHUP = ("none", "once", "all")
 if TYPE_CHECKING:
@@ -133,10 +132,7 @@ class Tock:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row["deleted"]:
             raise TockError(f"Job <{job_id}>: No matching job found")
-        # Administrators are those of the daemon's configuration, recorded in the database,
-        # not of whatever configuration the requester's environment names.
-        admins = json.loads(conn.execute("SELECT admins FROM tick_state").fetchone()[0])
-        if not may_change(self.user, row["user"], admins):
+        if not may_change(self.user, row["user"], recorded_admins(conn)):
             raise TockError(
                 f"Job <{job_id}>: user {self.user} may not change a job of user {row['user']}"
             )

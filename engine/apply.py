@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 from engine import journal
 from engine.calendar_handlers import CALENDAR_HANDLERS
 from engine.calendar_store import CalendarDef, accept_calendar, remove_calendar
 from engine.submission import JobSpec, accept_submit
-from engine.transitions import FINISHED_STATES, PENDING_STATES, TickContext
+from engine.transitions import FINISHED_STATES, PENDING_STATES, Handler, TickContext
 from engine.users import may_change
 
 
@@ -338,8 +337,6 @@ def on_daemon_start(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
 def on_clock(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     """Time passing is an input too: nothing to apply, `now` has already moved."""
 
-
-Handler = Callable[[TickContext, sqlite3.Row, dict[str, Any]], None]
 
 HANDLERS: dict[str, Handler] = {
     journal.SUBMIT: on_submit,

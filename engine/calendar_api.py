@@ -27,11 +27,11 @@ from engine.calendar_store import (
     load_spec,
     resolve_calendar,
 )
-from engine.conditions import CALENDAR_NAME
+from engine.conditions import CALENDAR_NAME, calendar_target
 from engine.errors import TockError
 from engine.store import write
 from engine.timefmt import iso
-from engine.users import may_change
+from engine.users import may_change, recorded_admins
 
 if TYPE_CHECKING:
     from engine.api import Tock
@@ -121,10 +121,7 @@ def _changeable(tock: Tock, conn: sqlite3.Connection, text: str) -> sqlite3.Row:
         raise TockError(f"{text}: Bad calendar name")
     if row["kind"] == "system":
         raise TockError(f"Calendar <{name}>: system calendars are read-only")
-    import json
-
-    admins = json.loads(conn.execute("SELECT admins FROM tick_state").fetchone()[0])
-    if not may_change(tock.user, row["owner"], admins):
+    if not may_change(tock.user, row["owner"], recorded_admins(conn)):
         raise TockError(
             f"Calendar <{name}@{row['owner']}>: user {tock.user} may not change a calendar of "
             f"user {row['owner']}"
@@ -365,7 +362,7 @@ def show(
     if not 1 <= count <= MAX_SHOW:
         raise TockError(f"--next {count}: give 1 to {MAX_SHOW}")
     text = target.strip()
-    if CALENDAR_NAME.fullmatch(text.partition("@")[0]) and ":" not in text:
+    if calendar_target(text).expression is None:
         name, owner = split_name(text)
         with tock._guarded():
             row = resolve_calendar(tock.conn, name, owner, tock.user)

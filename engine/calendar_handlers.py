@@ -8,7 +8,6 @@ and re-evaluates the jobs that wait on the calendar, so they follow the new even
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 from engine import journal
@@ -20,7 +19,7 @@ from engine.calendar_store import (
     remove_calendar,
 )
 from engine.timeevents import advance
-from engine.transitions import TickContext
+from engine.transitions import Handler, TickContext
 from engine.users import may_change
 
 
@@ -97,17 +96,7 @@ def on_calendar_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, An
     redefine(ctx, cal, changes)
     updated = _calendar(ctx, cal["id"])
     assert updated is not None
-    cdef = CalendarDef(
-        updated["id"],
-        updated["event_id"],
-        updated["name"],
-        updated["owner"],
-        updated["kind"],
-        updated["expression"],
-        updated["compiled"],
-        updated["timezone"],
-        updated["description"],
-    )
+    cdef = CalendarDef.from_row(updated)
     record(ctx.conn, ctx.now, cal["id"], row["id"], "modified", row["user"], cdef)
 
 
@@ -148,8 +137,6 @@ def on_system_calendars(ctx: TickContext, row: sqlite3.Row, payload: dict[str, A
             event_id = remove_calendar(ctx.conn, calendar_id, ctx.now, f"not in {source} any more")
             _waiting_jobs(ctx, event_id)
 
-
-Handler = Callable[[TickContext, sqlite3.Row, dict[str, Any]], None]
 
 CALENDAR_HANDLERS: dict[str, Handler] = {
     journal.CALENDAR_ADD: on_calendar_add,

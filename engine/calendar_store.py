@@ -90,6 +90,10 @@ class CalendarDef:
     def from_payload(cls, payload: dict[str, Any]) -> CalendarDef:
         return cls(**payload)
 
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> CalendarDef:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
     @property
     def canonical(self) -> str:
         """How the calendar's event is named in `events`."""

@@ -115,8 +115,8 @@ def job_refs(node: Node) -> list[JobRef]:
     return [ref for operand in node.operands for ref in job_refs(operand)]
 
 
-_CALENDAR_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]*)(?:@([A-Za-z0-9_.\-]+))?")
 CALENDAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_CALENDAR_REF = re.compile(rf"({CALENDAR_NAME.pattern})(?:@([A-Za-z0-9_.\-]+))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,7 @@ class CalendarTarget:
 def calendar_target(body: str) -> CalendarTarget:
     """Names never hold ':' and expressions always do (or start with `cron(`)."""
     text = body.strip()
-    match = _CALENDAR_NAME.fullmatch(text)
+    match = _CALENDAR_REF.fullmatch(text)
     if match is not None:
         return CalendarTarget(name=match.group(1), user=match.group(2))
     return CalendarTarget(expression=text)

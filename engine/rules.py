@@ -207,15 +207,7 @@ def is_repetitive(conn: sqlite3.Connection, nodes: list[CompiledNode]) -> bool:
     if any(leaf.get("calendar") for leaf in leaves):
         return True
     parents = [int(leaf["job"]) for leaf in leaves if leaf.get("job") is not None]
-    for start in range(0, len(parents), FACTS_CHUNK):
-        chunk = parents[start : start + FACTS_CHUNK]
-        found = conn.execute(
-            f"SELECT 1 FROM jobs WHERE repetitive = 1 AND id IN ({','.join('?' * len(chunk))})",
-            chunk,
-        ).fetchone()
-        if found is not None:
-            return True
-    return False
+    return any(facts.repetitive for facts in job_facts(conn, parents).values())
 
 
 def calendar_events(nodes: Iterable[CompiledNode]) -> set[int]:

@@ -56,7 +56,7 @@ def materialise(conn: sqlite3.Connection, cal: sqlite3.Row, now: float) -> None:
     else:
         after, first = max(horizon, now - RETENTION), horizon
     target = now + HORIZON
-    new_horizon, written, future = NEVER, 0, False
+    new_horizon, future = NEVER, False
     rows: list[tuple[int, float, float]] = []
     for start, end in iter_instances(spec, cal["timezone"], after):
         if start < first:
@@ -65,9 +65,8 @@ def materialise(conn: sqlite3.Connection, cal: sqlite3.Row, now: float) -> None:
             new_horizon = start
             break
         rows.append((cal["id"], start, end))
-        written += 1
         future = future or start > now
-        if written >= MAX_BATCH and future:
+        if len(rows) >= MAX_BATCH and future:
             new_horizon = start + 1
             break
     conn.executemany(
@@ -86,11 +85,10 @@ def advance_calendars(ctx: TickContext) -> None:
     # No ORDER BY: it would make SQLite walk the table by id instead of the calendars_due
     # index, and every journal row pays for this lookup.
     due = ctx.conn.execute(
-        "SELECT id FROM calendars WHERE deleted = 0 AND next_change <= ? AND journal_id <= ?",
+        "SELECT * FROM calendars WHERE deleted = 0 AND next_change <= ? AND journal_id <= ?",
         (ctx.now, ctx.journal_id),
     ).fetchall()
-    for calendar_id in sorted(row[0] for row in due):
-        cal = ctx.conn.execute("SELECT * FROM calendars WHERE id = ?", (calendar_id,)).fetchone()
+    for cal in sorted(due, key=lambda row: int(row["id"])):
         advance(ctx, cal)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,3 +95,7 @@ class TickContext:
             (self.now, self.journal_id, kind, job_id, run_id, json.dumps(payload)),
         )
         self.actions += 1
+
+
+# What the tick calls for one kind of journal row: (context, row, decoded payload).
+Handler = Callable[[TickContext, sqlite3.Row, dict[str, Any]], None]

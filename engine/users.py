@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import sqlite3
 from collections.abc import Collection
 
 
@@ -18,3 +20,9 @@ def current_user() -> str:
 def may_change(actor: str, owner: str, admins: Collection[str]) -> bool:
     """LSF's rule: the owner, root, or a configured administrator."""
     return actor == owner or actor == "root" or actor in admins
+
+
+def recorded_admins(conn: sqlite3.Connection) -> list[str]:
+    """The administrators of the daemon's configuration, as it recorded them in the database,
+    not those of whatever configuration the requester's environment names."""
+    return list(json.loads(conn.execute("SELECT admins FROM tick_state").fetchone()[0]))
