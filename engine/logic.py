@@ -63,7 +63,7 @@ def fold(op: Callable[[Value, Value], Value], values: Iterable[Value]) -> Value:
 FINISHED = frozenset({"DONE", "EXIT"})
 STARTED = frozenset({"RUN", "DONE", "EXIT"})
 
-_COMPARE: dict[str, Callable[[int, int], bool]] = {
+COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
     "<": operator.lt,
@@ -107,6 +107,27 @@ class CalendarFacts:
     zone: str = "UTC"  # the calendar's, to show times in
 
 
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """An external event (a file clause) as one waiting job sees it.
+
+    `holds`: a level event is active, or an arrival's firing is still owed to this job;
+    `fresh`: it holds for something new (a firing), which can trigger a repetitive job;
+    `blocked`: why the event can never hold for anyone (invalid), else None.
+    """
+
+    holds: bool
+    fresh: bool = False
+    blocked: str | None = None
+    label: str = ""
+
+
+def event_predicate(facts: EventFacts | None) -> Value:
+    if facts is None or facts.blocked is not None:
+        return F
+    return T if facts.holds else F
+
+
 def calendar_predicate(facts: CalendarFacts | None, negated: bool) -> Value:
     if facts is None or facts.gone is not None:
         return F
@@ -132,7 +153,7 @@ def _repetitive_predicate(
         elif func == "exit":
             holds = completed and facts.last_ok is False
             if holds and code is not None:
-                holds = facts.exit_code is not None and _COMPARE[op or "=="](facts.exit_code, code)
+                holds = facts.exit_code is not None and COMPARE[op or "=="](facts.exit_code, code)
         else:
             raise ValueError(f"unknown job predicate {func!r}")
     if holds:
@@ -174,7 +195,7 @@ def job_predicate(
         if state == "EXIT":
             if code is None:
                 return T
-            if facts.exit_code is not None and _COMPARE[op or "=="](facts.exit_code, code):
+            if facts.exit_code is not None and COMPARE[op or "=="](facts.exit_code, code):
                 return T
             return INVALID
         return INVALID if state == "DONE" else F
