@@ -22,7 +22,17 @@ from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config, load_config
 from engine.errors import TockError
 from engine.paths import Layout, layout_for
-from engine.queries import HistoryEntry, JobInfo, WhyNode, get_job, history, list_jobs, why
+from engine.queries import (
+    EventInfo,
+    HistoryEntry,
+    JobInfo,
+    WhyNode,
+    events,
+    get_job,
+    history,
+    list_jobs,
+    why,
+)
 from engine.store import open_db, translated_errors, write
 from engine.submission import JobSpec, accept_submit
 from engine.users import current_user, may_change, recorded_admins
@@ -89,6 +99,9 @@ class Tock:
         self.user = user or current_user()
         self._config = config
         self._conn: sqlite3.Connection | None = None
+        # What the last submit or modify accepted but wants the user to know (a file
+        # event that cannot be watched): the CLI prints these.
+        self.warnings: list[str] = []
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -160,6 +173,7 @@ class Tock:
         was down, or it could not start inside the window): none, one late run, or one
         run per missed event.
         """
+        self.warnings = []
         if catchup not in CATCHUP:
             raise TockError(f"--catchup {catchup}: choose none, once or all")
         line = utf8("the command", command_line(command))
@@ -192,13 +206,15 @@ class Tock:
                     ).fetchone()[0]
                 )
                 nodes: list[dict[str, Any]] = []
-                repetitive, anonymous = False, []
+                repetitive, anonymous, file_events = False, [], []
                 if tree is not None:
                     from engine.rules import Resolver, compile_condition, is_repetitive
 
                     resolver = Resolver(conn, self.user, job_id)
                     nodes = compile_condition(tree, resolver)
                     repetitive, anonymous = is_repetitive(conn, nodes), resolver.anonymous
+                    file_events = resolver.file_events
+                    self.warnings = resolver.warnings
                 if catchup != "none" and not any(node.get("calendar") for node in nodes):
                     raise TockError("--catchup needs a calendar in the condition (-w)")
                 out, err = self._output_paths(job_id, workdir, stdout, stderr)
@@ -218,6 +234,7 @@ class Tock:
                     repetitive=repetitive,
                     catchup=catchup,
                     calendars=anonymous,
+                    file_events=file_events,
                 )
                 now = self.clock.now()
                 row_id = journal.append(
@@ -315,6 +332,7 @@ class Tock:
 
     def modify(self, job_id: int, condition: str | None) -> None:
         """Replace a pending job's condition; None removes it."""
+        self.warnings = []
         if condition is None:
             self._request(journal.MODIFY, job_id, "pending", {"condition": None, "nodes": []})
             return
@@ -345,11 +363,19 @@ class Tock:
             if cycle is not None:
                 loop = " -> ".join(f"<{j}>" for j in [job_id, *reversed(cycle)])
                 raise TockError(f"Job <{job_id}>: the condition would make a cycle: {loop}")
+            from engine.file_events import FileEventDef, accept_file_event
+
+            for fdef in resolver.file_events:
+                accept_file_event(
+                    conn, FileEventDef.from_payload(fdef), job["user"], self.clock.now()
+                )
+            self.warnings = resolver.warnings
             return {
                 "condition": condition.strip(),
                 "nodes": nodes,
                 "repetitive": is_repetitive(conn, nodes),
                 "calendars": resolver.anonymous,
+                "file_events": resolver.file_events,
             }
 
         self._request(journal.MODIFY, job_id, "pending", compiled)
@@ -430,6 +456,13 @@ class Tock:
         self.job(job_id)
         with self._guarded():
             return why(self.conn, job_id)
+
+    def events(
+        self, *, user: str | None = None, include_calendars: bool = False
+    ) -> list[EventInfo]:
+        """External events some job waits on; `user` None means every owner's."""
+        with self._guarded():
+            return events(self.conn, owner=user, include_calendars=include_calendars)
 
     def history(self, job_id: int) -> list[HistoryEntry]:
         self.job(job_id)

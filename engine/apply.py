@@ -15,6 +15,14 @@ from typing import Any
 from engine import journal
 from engine.calendar_handlers import CALENDAR_HANDLERS
 from engine.calendar_store import CalendarDef, accept_calendar, remove_calendar
+from engine.file_events import (
+    FileEventDef,
+    accept_file_event,
+    apply_observations,
+    attach_file_events,
+    detach_file_events,
+    file_event_ids,
+)
 from engine.submission import JobSpec, accept_submit
 from engine.transitions import FINISHED_STATES, PENDING_STATES, Handler, TickContext
 from engine.users import may_change
@@ -51,6 +59,8 @@ def _allowed(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row) -> bool:
 def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     spec = JobSpec.from_payload(payload)
     accept_submit(ctx.conn, row["id"], row["time"], spec)
+    if spec.file_events:
+        attach_file_events(ctx, spec.id, spec.file_events)
     ctx.to_evaluate.add(spec.id)
 
 
@@ -58,6 +68,11 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     from engine.rules import calendar_events, find_cycle, referenced_jobs, store_rule
 
     job = _job(ctx, row["job_id"])
+    # The API created these identity rows when it accepted the request; a replay must
+    # too, even when the modification is then ignored.
+    for fdef in payload.get("file_events", []):
+        owner = job["user"] if job is not None else row["user"]
+        accept_file_event(ctx.conn, FileEventDef.from_payload(fdef), owner, ctx.now)
     if job is None or not _allowed(ctx, row, job):
         return
     if job["state"] not in PENDING_STATES:
@@ -67,6 +82,7 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     if condition is None:
         ctx.conn.execute("DELETE FROM rules WHERE job_id = ?", (job["id"],))
         ctx.conn.execute("DELETE FROM job_calendars WHERE job_id = ?", (job["id"],))
+        detach_file_events(ctx, job["id"], set())
     else:
         if find_cycle(ctx.conn, job["id"], referenced_jobs(payload["nodes"])) is not None:
             ctx.history(
@@ -76,6 +92,8 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
         for calendar in payload.get("calendars", []):
             accept_calendar(ctx.conn, row["id"], ctx.now, CalendarDef.from_payload(calendar), "")
         store_rule(ctx.conn, job["id"], condition, payload["nodes"], ctx.now)
+        detach_file_events(ctx, job["id"], file_event_ids(payload["nodes"]))
+        attach_file_events(ctx, job["id"], payload.get("file_events", []))
     # The job's inline calendars that the new condition no longer names go.
     kept = calendar_events(payload.get("nodes", []))
     for old in ctx.conn.execute(
@@ -334,6 +352,11 @@ def on_daemon_start(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
     )
 
 
+def on_file_observed(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    """What the daemon's watcher saw; the file system itself is never read here."""
+    apply_observations(ctx, payload.get("observations", []))
+
+
 def on_clock(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     """Time passing is an input too: nothing to apply, `now` has already moved."""
 
@@ -350,6 +373,7 @@ HANDLERS: dict[str, Handler] = {
     journal.DISPATCH_FAILED: on_dispatch_failed,
     journal.DAEMON_START: on_daemon_start,
     journal.CLOCK: on_clock,
+    journal.FILE_OBSERVED: on_file_observed,
     **CALENDAR_HANDLERS,
 }
 

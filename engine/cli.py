@@ -58,6 +58,11 @@ def _api(ctx: click.Context) -> Any:
     return obj["api"]
 
 
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        click.echo(f"tock: warning: {warning}", err=True)
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
@@ -121,7 +126,8 @@ def submit(
     command: tuple[str, ...],
 ) -> None:
     """Submit a job: tock submit [OPTIONS] -- CMD [ARG...]."""
-    job_id = _api(ctx).submit(
+    api = _api(ctx)
+    job_id = api.submit(
         list(command),
         name=name,
         condition=condition,
@@ -132,6 +138,7 @@ def submit(
         cwd=cwd,
         catchup=catchup,
     )
+    _warn(api.warnings)
     if as_json:
         _echo_json({"id": job_id})
     else:
@@ -241,7 +248,9 @@ def modify(ctx: click.Context, condition: str | None, remove: bool, job_id: str)
     if (condition is None) == (not remove):
         raise click.UsageError("give exactly one of -w COND and -wn", ctx)
     (resolved,) = _job_ids(ctx, [job_id])
-    _api(ctx).modify(resolved, None if remove else condition)
+    api = _api(ctx)
+    api.modify(resolved, None if remove else condition)
+    _warn(api.warnings)
     click.echo(f"Parameters of job <{resolved}> are being changed.")
 
 
@@ -278,6 +287,26 @@ def hist(ctx: click.Context, as_json: bool, job_id: str) -> None:
         _echo_json([entry.to_json() for entry in entries])
     else:
         click.echo(history_lines(api.job(resolved), entries))
+
+
+@cli.command()
+@click.option("-a", "show_all", is_flag=True, help="Include the time events of calendars.")
+@click.option("-l", "long", is_flag=True, help="Long format: paths, firings, next check.")
+@click.option("-u", "user", metavar="USER", help="Only events of this owner (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of event objects.")
+@click.pass_context
+def events(ctx: click.Context, show_all: bool, long: bool, user: str | None, as_json: bool) -> None:
+    """List external events: EVENT OWNER STATUS SOURCE ATTRIBUTE LAST_UPDATE."""
+    from engine.render import events_long, events_table
+
+    found = _api(ctx).events(user=user, include_calendars=show_all)
+    if as_json:
+        _echo_json([event.to_json(long) for event in found])
+        return
+    if not found:
+        click.echo("No event found")
+        return
+    click.echo(events_long(found) if long else events_table(found))
 
 
 @cli.command()

@@ -36,7 +36,6 @@ _RULE_WORDS = {
 }
 
 NOT_SUPPORTED = {
-    "file": "file() conditions are not supported yet",
     "event": "event() conditions are not supported yet",
 }
 
@@ -119,6 +118,9 @@ class _Builder:
             return JobPred("done", self.ref(obj.ref))
         if kind == "JobPred":
             return self.job_pred(obj)
+        if kind == "External" and not (obj.body or "").strip():
+            self.error(obj, f"{obj.kind}() is empty")
+            return External(obj.kind, "")
         if kind == "External":
             if obj.kind in NOT_SUPPORTED:
                 self.error(obj, NOT_SUPPORTED[obj.kind])

@@ -29,6 +29,9 @@ class Config:
     busy_timeout: float = 5.0
     output_dir: Path | None = None
     calendars_file: Path | None = None  # None: `lsb.calendars` beside the database, if any
+    file_poll_paths: tuple[str, ...] = ()  # prefixes whose file events are polled, not watched
+    file_poll_interval: float = 5.0
+    file_scan_interval: float = 60.0
     source: Path | None = None  # the file it came from, None for defaults
 
     @property
@@ -69,6 +72,12 @@ def _path(value: Any) -> Path:
     return path
 
 
+def _path_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of absolute paths")
+    return tuple(str(_path(v)) for v in value)
+
+
 _KEYS: dict[str, Callable[[Any], Any]] = {
     "max_running": _positive_int,
     "admins": _user_list,
@@ -77,6 +86,9 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "busy_timeout": _positive_seconds,
     "output_dir": _path,
     "calendars_file": _path,
+    "file_poll_paths": _path_list,
+    "file_poll_interval": _positive_seconds,
+    "file_scan_interval": _positive_seconds,
 }
 
 

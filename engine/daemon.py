@@ -121,6 +121,15 @@ class Daemon:
             number: signal.signal(number, self._on_signal)
             for number in (signal.SIGTERM, signal.SIGINT)
         }
+        from engine.file_watch import FileMonitor
+
+        self.files = FileMonitor(
+            poll_prefixes=self.config.file_poll_paths,
+            poll_interval=self.config.file_poll_interval,
+            scan_interval=self.config.file_scan_interval,
+        )
+        self.file_generation: int | None = None
+        self.selector.register(self.files.fileno(), selectors.EVENT_READ, "files")
         self.selector.register(self.fifo.fd, selectors.EVENT_READ, "fifo")
         self.selector.register(self.signal_read, selectors.EVENT_READ, "signal")
         self.launcher: Launcher | None = None
@@ -133,6 +142,7 @@ class Daemon:
             watch.close()
         if self.launcher is not None:
             self.launcher.close()
+        self.files.close()
         self.selector.close()
         signal.set_wakeup_fd(self._previous_wakeup)
         for number, handler in self._previous_handlers.items():
@@ -180,6 +190,7 @@ class Daemon:
             # Dispatching and watching may write rows themselves (run_lost, dispatch_failed):
             # tick again until nothing new is left, so they are not left waiting for input.
             while True:
+                self._observe_files()
                 result = run_until_caught_up(self.conn)
                 if result.errors:
                     self.log(
@@ -187,13 +198,17 @@ class Daemon:
                     )
                 deferred = self.dispatcher.run_pending()
                 self._watch_running()
-                if journal.pending_count(self.conn) == 0:
+                targets_changed = self._sync_file_targets()
+                if journal.pending_count(self.conn) == 0 and not targets_changed:
                     break
             if exit_when_idle and self.idle():
                 return True
             wakeup = self.next_wakeup()
         now = self.clock.now()
         due = [wakeup] if wakeup is not None else []
+        files_due = self.files.next_due()
+        if files_due is not None:
+            due.append(files_due)
         if deferred or self.retry_soon:
             due.append(now + RETRY_DEFERRED)
             self.retry_soon = False
@@ -207,6 +222,8 @@ class Daemon:
             source = key.data
             if source == "fifo":
                 self.fifo.drain()
+            elif source == "files":
+                pass  # the next turn collects what the watcher reported
             elif source == "signal":
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self.signal_read, 4096):
@@ -327,6 +344,67 @@ class Daemon:
             wrapper_ended(self.conn, self.clock.now(), current_user(), run_id, pid)
             self.ended.discard((run_id, pid))
 
+    # -- file events ------------------------------------------------------------------------
+
+    def _sync_file_targets(self) -> bool:
+        """Give the watcher the paths live file events read, when the tick changed them.
+        True when it did (their first stat is then due)."""
+        generation = int(self.conn.execute("SELECT file_generation FROM tick_state").fetchone()[0])
+        if generation == self.file_generation:
+            return False
+        self.file_generation = generation
+        targets = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT p.path FROM file_event_paths AS p JOIN file_events AS f "
+                "ON f.event_id = p.event_id WHERE f.removed IS NULL"
+            )
+        ]
+        self.files.set_targets(targets, self.clock.now())
+        return True
+
+    def _observe_files(self) -> None:
+        """Stat what may have changed and journal what did: the tick never reads the file
+        system, so a replay needs none."""
+        now = self.clock.now()
+        stats = self.files.collect(now)
+        for error in self.files.errors():
+            self.log(f"file watcher: {error}; polling every file event path until it restarts")
+        if not stats:
+            return
+        known: dict[str, tuple[bool, int, float]] = {}
+        paths = sorted(stats)
+        for start in range(0, len(paths), 500):
+            chunk = paths[start : start + 500]
+            rows = self.conn.execute(
+                "SELECT path, present, size, mtime FROM file_paths "
+                f"WHERE path IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            known.update((row[0], (bool(row[1]), row[2], row[3])) for row in rows)
+        changes = []
+        for path in paths:
+            stat = stats[path]
+            seen = (True, stat.size, stat.mtime) if stat.exists else (False, 0, 0.0)
+            before = known.get(path)
+            if stat.created and before is not None and before[0] and before != seen:
+                # Gone and back within one report, or replaced by a rename: a new file. (A
+                # report of a creation already seen by a stat finds nothing changed.)
+                changes.append({"path": path, "exists": False, "size": 0, "mtime": 0.0})
+                before = None
+            if before != seen:
+                changes.append({"path": path, "exists": seen[0], "size": seen[1], "mtime": seen[2]})
+        if not changes:
+            return
+        with write(self.conn):
+            journal.append(
+                self.conn,
+                time=now,
+                kind=journal.FILE_OBSERVED,
+                user=current_user(),
+                payload={"observations": changes},
+            )
+
     # -- liveness -----------------------------------------------------------------------
 
     def _watch_running(self) -> None:
@@ -360,7 +438,8 @@ class Daemon:
 
     def next_wakeup(self) -> float | None:
         """The next time a decision falls due with no other input: an orphan's grace end,
-        or a boundary (start or end of a time event) of a calendar some job waits on."""
+        a boundary (start or end of a time event) of a calendar some job waits on, or an
+        age() or stable() threshold of a file event."""
         row = self.conn.execute(
             "SELECT (SELECT min(invalid_since) FROM jobs WHERE invalid_since IS NOT NULL) "
             "+ orphan_grace FROM tick_state"
@@ -371,7 +450,11 @@ class Daemon:
             "JOIN jobs AS j ON j.id = jc.job_id WHERE jc.event_id = c.event_id "
             "AND j.state IN ('PEND', 'PSUSP', 'RUN'))"
         ).fetchone()
-        due = [float(value) for value in (row[0], calendar[0]) if value is not None]
+        files = self.conn.execute(
+            "SELECT min(next_check) FROM file_events WHERE removed IS NULL "
+            "AND next_check IS NOT NULL"
+        ).fetchone()
+        due = [float(value) for value in (row[0], calendar[0], files[0]) if value is not None]
         return min(due) if due else None
 
     def idle(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import traceback
 
+from engine.file_events import advance_file_events, file_facts, use_file_events
 from engine.logic import Value
 from engine.rules import Evaluation, evaluate, job_facts, leaf_events, leaf_jobs, load_rule
 from engine.timeevents import (
@@ -83,12 +84,15 @@ def evaluate_job(ctx: TickContext, job_id: int) -> None:
     root = load_rule(ctx.conn, job_id)
     value, blocked = Value.TRUE, None
     if root is not None:
-        calendars = {}
+        calendars, events = {}, {}
         if leaf_events(root):
             calendars = calendar_facts(ctx.conn, job_id, job["catchup"], ctx.now)
-        facts = Evaluation(job_facts(ctx.conn, leaf_jobs(root)), calendars, since=job["last_end"])
+            events = file_facts(ctx.conn, job_id)
+        jobs = job_facts(ctx.conn, leaf_jobs(root))
+        facts = Evaluation(jobs, calendars, events, since=job["last_end"])
         value = evaluate(root, facts)
         gone = sorted(fact.gone for fact in calendars.values() if fact.gone is not None)
+        gone += sorted(fact.blocked for fact in events.values() if fact.blocked is not None)
         if gone:
             blocked = "; ".join(gone)
         elif value is Value.TRUE and job["repetitive"] and job["run_count"] and not facts.triggers:
@@ -165,6 +169,7 @@ def schedule(ctx: TickContext) -> None:
     ).fetchall()
     for job in ready:
         note = use_time_events(ctx, job["id"], job["catchup"]) if job["repetitive"] else None
+        use_file_events(ctx, job["id"])
         run_no = job["run_count"] + 1
         run_id = ctx.conn.execute(
             "INSERT INTO job_runs (job_id, run_no, status, dispatch_time) "
@@ -190,6 +195,7 @@ def settle(ctx: TickContext) -> None:
     """Cross due calendar boundaries, then propagate changes until the state is stable,
     then fill free slots; repeat."""
     advance_calendars(ctx)
+    advance_file_events(ctx)
     for _ in range(1_000_000):
         while ctx.changed or ctx.to_evaluate:
             changed, ctx.changed = ctx.changed, set()

@@ -29,6 +29,7 @@ DISPATCH_FAILED = "dispatch_failed"
 DAEMON_START = "daemon_start"
 CLOCK = "clock"
 SYSTEM_CALENDARS = "system_calendars"
+FILE_OBSERVED = "file_observed"
 
 KINDS = frozenset(
     {
@@ -47,6 +48,7 @@ KINDS = frozenset(
         DAEMON_START,
         CLOCK,
         SYSTEM_CALENDARS,
+        FILE_OBSERVED,
     }
 )
 

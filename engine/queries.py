@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.logic import CalendarFacts, Value
+from engine.logic import CalendarFacts, EventFacts, Value
 from engine.rules import (
     Evaluation,
     RuleNode,
@@ -132,6 +133,7 @@ class WhyNode:
     children: list[WhyNode] = field(default_factory=list)
     job: dict[str, Any] | None = None
     calendar: dict[str, Any] | None = None
+    event: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"expr": self.expr, "value": self.value}
@@ -139,6 +141,8 @@ class WhyNode:
             data["job"] = self.job
         if self.calendar is not None:
             data["calendar"] = self.calendar
+        if self.event is not None:
+            data["event"] = self.event
         data["children"] = [child.to_json() for child in self.children]
         return data
 
@@ -151,16 +155,19 @@ def why(conn: sqlite3.Connection, job_id: int) -> WhyNode | None:
     facts = job_facts(conn, referenced)
     trace: dict[int, Value] = {}
     calendars: dict[int, CalendarFacts] = {}
+    events: dict[int, EventFacts] = {}
     waiting = conn.execute(
         "SELECT j.catchup, j.last_end, t.now FROM jobs AS j, tick_state AS t WHERE j.id = ?",
         (job_id,),
     ).fetchone()
     if leaf_events(root):
+        from engine.file_events import file_facts
         from engine.timeevents import calendar_facts
 
         # As the tick last saw them: the tick's own clock, not the caller's.
         calendars = calendar_facts(conn, job_id, waiting["catchup"], waiting["now"])
-    evaluate(root, Evaluation(facts, calendars, since=waiting["last_end"], trace=trace))
+        events = file_facts(conn, job_id)
+    evaluate(root, Evaluation(facts, calendars, events, since=waiting["last_end"], trace=trace))
     names = {}
     if referenced:
         marks = ",".join("?" * len(referenced))
@@ -192,8 +199,12 @@ def why(conn: sqlite3.Connection, job_id: int) -> WhyNode | None:
                 "unused_event": cal.owed,
                 "next_start": iso(cal.next_start),
             }
+        event = None
+        if node.event is not None and node.event in events:
+            ext = events[node.event]
+            event = {"event": ext.label, "holds": ext.holds, "invalid": ext.blocked}
         children = [build(c) for c in node.children]
-        return WhyNode(node.text, trace[node.id].value, children, job, calendar)
+        return WhyNode(node.text, trace[node.id].value, children, job, calendar, event)
 
     return build(root)
 
@@ -223,3 +234,98 @@ def history(conn: sqlite3.Connection, job_id: int) -> list[HistoryEntry]:
         (job_id,),
     )
     return [HistoryEntry(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    """One external event as `tock events` (LSF's bevents) shows it."""
+
+    id: int
+    event: str
+    owner: str
+    status: str
+    source: str
+    attribute: str | None
+    last_update: float
+    dependent_jobs: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, long: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "event": self.event,
+            "owner": self.owner,
+            "status": self.status,
+            "source": self.source,
+            "attribute": self.attribute,
+            "last_update": iso(self.last_update),
+        }
+        if long:
+            data |= {"id": self.id, "dependent_jobs": self.dependent_jobs, **self.detail}
+        return data
+
+
+def _event_info(row: sqlite3.Row, detail: dict[str, Any]) -> EventInfo:
+    return EventInfo(
+        row["id"],
+        row["canonical"],
+        row["owner"],
+        row["status"],
+        row["kind"],
+        row["attribute"],
+        row["last_update"],
+        row["dependents"],
+        detail,
+    )
+
+
+def events(
+    conn: sqlite3.Connection, *, owner: str | None = None, include_calendars: bool = False
+) -> list[EventInfo]:
+    """Live external events (file clauses some job waits on; one accepted but not yet
+    seen by the tick has no state yet), oldest first; with
+    `include_calendars`, the time events of live calendars too."""
+    sql = (
+        "SELECT e.id, e.canonical, e.owner, e.status, e.kind, e.attribute, e.last_update, "
+        "f.edge, f.fired, f.fired_at, f.next_check, "
+        "(SELECT json_group_array(p.path) FROM file_event_paths AS p "
+        "  WHERE p.event_id = e.id) AS paths, "
+        "(SELECT count(*) FROM job_file_events AS l JOIN jobs AS j ON j.id = l.job_id "
+        "  WHERE l.event_id = e.id AND j.state IN ('PEND', 'PSUSP', 'RUN')) AS dependents "
+        "FROM events AS e LEFT JOIN file_events AS f ON f.event_id = e.id "
+        "WHERE e.kind = 'file' AND f.removed IS NULL AND (f.event_id IS NOT NULL "
+        "  OR EXISTS (SELECT 1 FROM rule_nodes AS n WHERE n.event_id = e.id))"
+    )
+    args: list[Any] = []
+    if owner is not None:
+        sql += " AND e.owner = ?"
+        args.append(owner)
+    found = [
+        _event_info(
+            row,
+            {
+                "kind": None if row["edge"] is None else "arrival" if row["edge"] else "level",
+                "fired": row["fired"] or 0,
+                "fired_at": iso(row["fired_at"]),
+                "next_check": iso(row["next_check"]),
+                "paths": json.loads(row["paths"]),
+            },
+        )
+        for row in conn.execute(sql, args)
+    ]
+    if include_calendars:
+        sql = (
+            "SELECT e.id, e.canonical, e.owner, e.status, e.kind, e.attribute, e.last_update, "
+            "c.name, c.expression, (SELECT count(DISTINCT jc.job_id) FROM job_calendars AS jc "
+            "JOIN jobs AS j ON j.id = jc.job_id WHERE jc.event_id = e.id "
+            "AND j.state IN ('PEND', 'PSUSP', 'RUN')) AS dependents "
+            "FROM events AS e JOIN calendars AS c ON c.event_id = e.id WHERE c.deleted = 0"
+        )
+        args = []
+        if owner is not None:
+            sql += " AND e.owner = ?"
+            args.append(owner)
+        found += [
+            _event_info(row, {"calendar": row["name"], "expression": row["expression"]})
+            for row in conn.execute(sql, args)
+        ]
+    return sorted(found, key=lambda info: info.id)

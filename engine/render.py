@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.queries import HistoryEntry, JobInfo, WhyNode
+from engine.queries import EventInfo, HistoryEntry, JobInfo, WhyNode
 from engine.timefmt import short
 
 
@@ -100,6 +100,12 @@ def why_tree(job: JobInfo, root: WhyNode | None) -> str:
                 detail += " (this event already used)"
             if cal["next_start"]:
                 detail += f"; next event {cal['next_start'][:16].replace('T', ' ')}"
+        elif node.event is not None:
+            event = node.event
+            if event["invalid"]:
+                detail = event["invalid"]
+            else:
+                detail = f"event {event['event']} {'holds' if event['holds'] else 'does not hold'}"
         rows.append((prefix + branch + node.expr, node.value, detail))
         child_prefix = prefix + ("    " if branch == "└── " else "│   " if branch else "")
         for index, child in enumerate(node.children):
@@ -111,6 +117,33 @@ def why_tree(job: JobInfo, root: WhyNode | None) -> str:
     for expr, value, detail in rows:
         lines.append(f"{expr.ljust(width)}  {value.ljust(7)}  {detail}".rstrip())
     return "\n".join(lines)
+
+
+def events_table(found: Sequence[EventInfo]) -> str:
+    rows = [
+        [e.event, e.owner, e.status, e.source, e.attribute or "-", short(e.last_update)]
+        for e in found
+    ]
+    return table(["EVENT", "OWNER", "STATUS", "SOURCE", "ATTRIBUTE", "LAST_UPDATE"], rows)
+
+
+def events_long(found: Sequence[EventInfo]) -> str:
+    blocks = []
+    for e in found:
+        lines = [
+            f"Event <{e.id}>: {e.event}",
+            f"  owner {e.owner}, status {e.status}, source {e.source}, "
+            f"last update {short(e.last_update)}, {e.dependent_jobs} waiting job(s)",
+        ]
+        if e.attribute:
+            lines.append(f"  attribute: {e.attribute}")
+        for key, value in e.detail.items():
+            if value in (None, [], ""):
+                continue
+            shown = " ".join(value) if isinstance(value, list) else value
+            lines.append(f"  {key.replace('_', ' ')}: {shown}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 _PHRASES = {

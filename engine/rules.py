@@ -30,10 +30,12 @@ from engine.errors import TockError
 from engine.logic import (
     INVALID,
     CalendarFacts,
+    EventFacts,
     JobFacts,
     Value,
     and2,
     calendar_predicate,
+    event_predicate,
     fold,
     job_predicate,
     not1,
@@ -62,6 +64,23 @@ class Resolver:
         self.user = user
         self.job_id = job_id
         self.anonymous: list[dict[str, Any]] = []
+        self.file_events: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+
+    def file_event(self, node: External) -> int:
+        """The event id of the owner's `file(body)` clause; a clause that cannot be
+        watched is still an event (invalid), and the caller is warned."""
+        from engine.file_events import define_file_event
+
+        fdef = define_file_event(self.conn, node.body, self.user)
+        if fdef.id not in {item["id"] for item in self.file_events}:
+            self.file_events.append(fdef.payload())
+            if fdef.reason is not None:
+                self.warnings.append(
+                    f"file({fdef.expression}): {fdef.reason}; the event is invalid and the "
+                    "job will pend until its condition is modified"
+                )
+        return fdef.id
 
     def calendar(self, node: External) -> int:
         """The event id of the calendar `calendar(body)` names."""
@@ -167,10 +186,14 @@ def compile_condition(tree: Node, resolver: Resolver) -> list[CompiledNode]:
                 assert ref.name is not None
                 emit(_leaf(node, resolver.by_name(ref.name), False), parent)
         elif isinstance(node, External):
-            if node.kind != "calendar":
+            if node.kind == "calendar":
+                leaf = {"op": "LEAF", "text": format_node(node), "event": resolver.calendar(node)}
+                emit(leaf | {"calendar": True}, parent)
+            elif node.kind == "file":
+                leaf = {"op": "LEAF", "text": format_node(node), "event": resolver.file_event(node)}
+                emit(leaf | {"file": True}, parent)
+            else:
                 raise TockError(f"{node.kind}() conditions are not supported yet")
-            leaf = {"op": "LEAF", "text": format_node(node), "event": resolver.calendar(node)}
-            emit(leaf | {"calendar": True}, parent)
         elif isinstance(node, Not):
             here = emit({"op": "NOT", "text": format_node(node)}, parent)
             walk(node.operand, here)
@@ -428,6 +451,7 @@ class Evaluation:
 
     jobs: Mapping[int, JobFacts]
     calendars: Mapping[int, CalendarFacts] = field(default_factory=dict)
+    events: Mapping[int, EventFacts] = field(default_factory=dict)
     since: float | None = None
     trace: dict[int, Value] | None = None
     triggers: list[RuleNode] = field(default_factory=list)
@@ -445,8 +469,11 @@ def evaluate(node: RuleNode, facts: Evaluation, negated: bool = False) -> Value:
         elif node.event is not None and node.event in facts.calendars:
             value = calendar_predicate(facts.calendars[node.event], negated)
             fresh = True
+        elif node.event is not None and node.event in facts.events:
+            event = facts.events[node.event]
+            value, fresh = event_predicate(event), event.fresh
         else:
-            value, fresh = INVALID, False  # file and user events arrive with their issues
+            value, fresh = INVALID, False  # user events arrive with their issue
         if value is Value.TRUE and fresh and not negated:
             facts.triggers.append(node)
     elif node.op == "NOT":

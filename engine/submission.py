@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.calendar_store import CalendarDef, accept_calendar
+from engine.file_events import FileEventDef, accept_file_event
 from engine.rules import CompiledNode, store_rule
 
 NEW_JOB_REASON = "New job is waiting for scheduling"
@@ -35,6 +36,7 @@ class JobSpec:
     repetitive: bool = False
     catchup: str = "none"
     calendars: list[dict[str, Any]] = field(default_factory=list)  # anonymous calendars
+    file_events: list[dict[str, Any]] = field(default_factory=list)  # FileEventDef payloads
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,8 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
         return False
     for calendar in spec.calendars:
         accept_calendar(conn, journal_id, time, CalendarDef.from_payload(calendar), spec.user)
+    for fdef in spec.file_events:
+        accept_file_event(conn, FileEventDef.from_payload(fdef), spec.user, time)
     conn.execute(
         "UPDATE counters SET value = max(value, ?) WHERE name = 'job'",
         (spec.id,),

@@ -83,9 +83,11 @@ class TickContext:
         self.changed.add(job_id)
         self.transitions += 1
         if to_state in FINISHED_STATES:
+            from engine.file_events import release_file_events
             from engine.timeevents import release_anonymous
 
             release_anonymous(self.conn, job_id, self.now, f"job <{job_id}> has finished")
+            release_file_events(self, job_id)
 
     def action(self, kind: str, job_id: int, run_id: int, payload: dict[str, Any]) -> None:
         """Put a side effect in the outbox; it runs after this tick commits."""
