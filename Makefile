@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/evaluate.py
 	$(PY) bench/calendars.py
 	$(PY) bench/cli.py
+	$(PY) bench/file_latency.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
