@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -426,7 +426,7 @@ def has_arrival(tree: FileNode) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class PathState:
-    """What was last observed of a path."""
+    """A path as the caller last observed it: evaluation never touches the file system."""
 
     exists: bool
     size: int = 0
@@ -462,18 +462,34 @@ def evaluate_file_expr(
     return any(evaluate_file_expr(item, states, armed, now) for item in tree.operands)
 
 
+def _first_from(x: float, reached: Callable[[float], bool]) -> float:
+    """x, or the first instant after it found where `reached` (monotone in time) holds.
+
+    Float by float at first, then in doubling strides: where a subtraction rounds, many
+    instants give the same difference (timestamps near 0 against a distant base), and
+    stepping through them one by one would never end. A stride may overshoot, which
+    only makes a wake-up late, never early.
+    """
+    stride = math.ulp(x)
+    while not reached(x):
+        x, stride = x + stride, stride * 2
+    return x
+
+
 def _reach(base: float, value: float) -> float:
     """The first instant x with `x - base >= value`, as the evaluator computes it.
 
-    Usually base + value, but rounding can leave that a float short (0.1 minutes is
-    6.000000000000001 s), and a wake-up a float early finds nothing changed.
+    Usually base + value, but rounding can leave that a float short (0.13 minutes is
+    7.800000000000001 s), and a wake-up a float early finds nothing changed.
     """
     x = base + value
     if not math.isfinite(x):
         return x
-    while x - base < value:
-        x = math.nextafter(x, math.inf)
-    while (earlier := math.nextafter(x, -math.inf)) - base >= value:
+    x = _first_from(x, lambda at: at - base >= value)
+    for _ in range(4):  # back over the floats rounding may have skipped
+        earlier = math.nextafter(x, -math.inf)
+        if earlier - base < value:
+            break
         x = earlier
     return x
 
@@ -481,14 +497,14 @@ def _reach(base: float, value: float) -> float:
 def _flips(base: float, op: str, value: float, now: float) -> tuple[float, ...]:
     """The instants at which `(x - base) op value` changes as x passes them."""
     reach = _reach(base, value)
-    exact = reach - base == value
-    if op in (">=", "<") or (op in (">", "<=") and not exact):
+    if op in (">=", "<"):
         return (reach,)
-    if not exact or now > reach:  # == never holds, or the threshold is already passed
+    if reach - base != value:  # no instant sits on the value: == never holds
+        return (reach,) if op in (">", "<=") else ()
+    if now - base > value:  # the value is behind us: nothing left to change
         return ()
-    past = reach + EPSILON
-    while past - base <= value:  # EPSILON is below a float's step far from the epoch
-        past = math.nextafter(past, math.inf)
+    # EPSILON can be below a float's step far from the epoch, hence the search.
+    past = _first_from(reach + EPSILON, lambda at: at - base > value)
     return (past,) if op in (">", "<=") else (reach, past)
 
 

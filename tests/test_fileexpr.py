@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.fileexpr import (
@@ -555,19 +555,24 @@ def test_evaluation_matches_the_model(
     assert evaluate_file_expr(tree, states, armed, NOW) == _model(tree, states, armed, NOW)
 
 
-@settings(max_examples=400, deadline=None)
-@given(
-    _compares(st.just(Loc("/a"))).filter(lambda c: c.func != "size"),
-    st.sampled_from([NOW, NOW - 0.25, NOW - 1e-7, 1e9 + 1 / 3, 0.0]),
-    st.sampled_from([0.0, -EPSILON, -EPSILON / 2, EPSILON / 2, -1.0, 1.0, -1e6, 1e-9]),
+_BASES = st.one_of(
+    st.sampled_from([NOW, NOW - 0.25, NOW - 1e-7, 1e9 + 1 / 3, 86400.5, 0.0]),
+    st.floats(0, 4e9),
 )
+_OFFSETS = st.one_of(
+    st.sampled_from([0.0, -EPSILON, -EPSILON / 2, EPSILON / 2, -1.0, 1.0, -1e6, 1e-9]),
+    st.floats(-1e5, 1e5),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_compares(st.just(Loc("/a"))).filter(lambda c: c.func != "size"), _BASES, _OFFSETS)
 def test_next_change_is_when_a_single_comparison_flips(
     atom: FileCompare, base: float, offset: float
 ) -> None:
     """Constant from now until the instant next_change names, different at it."""
     state = PathState(True, 0, mtime=base, changed=base)
     now = base + atom.value + offset
-    assume(math.isfinite(now))
 
     def value(at: float) -> bool:
         return evaluate_file_expr(atom, {"/a": state}, (), at)
@@ -579,14 +584,29 @@ def test_next_change_is_when_a_single_comparison_flips(
         return
     assert wake > now
     assert value(wake) != value(now)
-    # Short of the threshold, sampled; strict comparisons fire EPSILON past it.
-    end = wake - EPSILON if atom.op in (">", "<=", "==", "!=") else wake
+    # Sampled short of the threshold: strict comparisons fire EPSILON past it.
+    end = wake - 2 * EPSILON if atom.op in (">", "<=", "==", "!=") else wake
     for step in range(20):
         at = now + (end - now) * step / 20
         if now <= at < end:
             assert value(at) == value(now), (at, wake)
     if atom.op in (">=", "<"):
         assert value(math.nextafter(wake, -math.inf)) == value(now)
+
+
+@pytest.mark.parametrize("op", [">", ">=", "<", "<=", "==", "!="])
+def test_next_change_ends_where_rounding_makes_long_plateaus(op: str) -> None:
+    """Timestamps near 0 against a base far before it: a billion instants share one age."""
+    atom = compare("age", "/a", op, "1000D", 86400000)
+    for base in (-86400000.0, -86400000.0 - 1e-3, -1e15):
+        state = {"/a": PathState(True, 0, mtime=base)}
+        for now in (base + 86400000 - 1, base + 86400000):
+            wake = next_change(atom, state, now)
+            if wake is not None:
+                assert wake > now
+                assert evaluate_file_expr(atom, state, (), wake) != evaluate_file_expr(
+                    atom, state, (), now
+                )
 
 
 _ALPHABET = "aegirstvxzKMGHDW0123456789./:~'\"\\ ()!&|<>=-\n"
