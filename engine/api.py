@@ -9,6 +9,7 @@ decision about it is still the tick's.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import sqlite3
@@ -206,14 +207,14 @@ class Tock:
                     ).fetchone()[0]
                 )
                 nodes: list[dict[str, Any]] = []
-                repetitive, anonymous, file_events = False, [], []
+                repetitive, anonymous, file_events, user_events = False, [], [], []
                 if tree is not None:
                     from engine.rules import Resolver, compile_condition, is_repetitive
 
                     resolver = Resolver(conn, self.user, job_id)
                     nodes = compile_condition(tree, resolver)
                     repetitive, anonymous = is_repetitive(conn, nodes), resolver.anonymous
-                    file_events = resolver.file_events
+                    file_events, user_events = resolver.file_events, resolver.user_events
                     self.warnings = resolver.warnings
                 if catchup != "none" and not any(node.get("calendar") for node in nodes):
                     raise TockError("--catchup needs a calendar in the condition (-w)")
@@ -235,6 +236,7 @@ class Tock:
                     catchup=catchup,
                     calendars=anonymous,
                     file_events=file_events,
+                    user_events=user_events,
                 )
                 now = self.clock.now()
                 row_id = journal.append(
@@ -364,11 +366,13 @@ class Tock:
                 loop = " -> ".join(f"<{j}>" for j in [job_id, *reversed(cycle)])
                 raise TockError(f"Job <{job_id}>: the condition would make a cycle: {loop}")
             from engine.file_events import FileEventDef, accept_file_event
+            from engine.user_events import accept_user_event
 
+            now = self.clock.now()
             for fdef in resolver.file_events:
-                accept_file_event(
-                    conn, FileEventDef.from_payload(fdef), job["user"], self.clock.now()
-                )
+                accept_file_event(conn, FileEventDef.from_payload(fdef), job["user"], now)
+            for udef in resolver.user_events:
+                accept_user_event(conn, udef, job["user"], now)
             self.warnings = resolver.warnings
             return {
                 "condition": condition.strip(),
@@ -376,9 +380,73 @@ class Tock:
                 "repetitive": is_repetitive(conn, nodes),
                 "calendars": resolver.anonymous,
                 "file_events": resolver.file_events,
+                "user_events": resolver.user_events,
             }
 
         self._request(journal.MODIFY, job_id, "pending", compiled)
+
+    # -- user events ------------------------------------------------------------------------
+
+    def event_post(
+        self,
+        name: str,
+        action: str,
+        *,
+        type: str | None = None,
+        attribute: str | None = None,
+    ) -> None:
+        """START, END or REJECT a user event by hand. A new name becomes the poster's; an
+        existing one needs its owner, root, an admin, or a name listed in public_events."""
+        from engine.user_events import (
+            ACTIONS,
+            TYPES,
+            accept_user_event,
+            define_user_event,
+            find_user_event,
+            may_post,
+        )
+
+        if action not in ACTIONS:
+            raise TockError(f"{action}: post start, end or reject")
+        utf8("the event name", name)
+        if not name or any(ch.isspace() for ch in name):
+            raise TockError(f"event name '{name}': give one word, without white space")
+        if type is not None and type not in TYPES:
+            raise TockError(f"--type {type}: choose latched, pulse, pulseAll or exclusive")
+        if attribute is not None:
+            utf8("the attribute", attribute)
+            if "\n" in attribute or "\0" in attribute:
+                raise TockError("an attribute is one line of text")
+        with self._guarded():
+            conn = self.conn
+            with write(conn):
+                event = find_user_event(conn, name)
+                payload: dict[str, object] = {
+                    "name": name,
+                    "action": action,
+                    "type": type if action == "start" else None,
+                    "attribute": attribute,
+                    "source": "user",
+                }
+                now = self.clock.now()
+                if event is None:
+                    definition = define_user_event(conn, name)
+                    accept_user_event(conn, definition, self.user, now)
+                    payload["id"] = definition["id"]
+                else:
+                    public = json.loads(
+                        conn.execute("SELECT public_events FROM tick_state").fetchone()[0]
+                    )
+                    if not may_post(self.user, event["owner"], name, recorded_admins(conn), public):
+                        raise TockError(
+                            f"Event <{name}>: it belongs to {event['owner']}; only its owner, "
+                            "root or an administrator may post to it, unless it is listed in "
+                            "public_events"
+                        )
+                journal.append(
+                    conn, time=now, kind=journal.EVENT_POST, user=self.user, payload=payload
+                )
+        self._wake()
 
     # -- calendars (engine/calendar_api.py) -----------------------------------------------
 

@@ -25,6 +25,14 @@ from engine.file_events import (
 )
 from engine.submission import JobSpec, accept_submit
 from engine.transitions import FINISHED_STATES, PENDING_STATES, Handler, TickContext
+from engine.user_events import (
+    accept_user_event,
+    apply_post,
+    attach_user_events,
+    detach_user_events,
+    mark_stale,
+    user_event_ids,
+)
 from engine.users import may_change
 
 
@@ -61,6 +69,8 @@ def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     accept_submit(ctx.conn, row["id"], row["time"], spec)
     if spec.file_events:
         attach_file_events(ctx, spec.id, spec.file_events)
+    if spec.user_events:
+        attach_user_events(ctx, spec.id, spec.user_events)
     ctx.to_evaluate.add(spec.id)
 
 
@@ -73,6 +83,8 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     for fdef in payload.get("file_events", []):
         owner = job["user"] if job is not None else row["user"]
         accept_file_event(ctx.conn, FileEventDef.from_payload(fdef), owner, ctx.now)
+    for udef in payload.get("user_events", []):
+        accept_user_event(ctx.conn, udef, job["user"] if job is not None else row["user"], ctx.now)
     if job is None or not _allowed(ctx, row, job):
         return
     if job["state"] not in PENDING_STATES:
@@ -83,6 +95,7 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
         ctx.conn.execute("DELETE FROM rules WHERE job_id = ?", (job["id"],))
         ctx.conn.execute("DELETE FROM job_calendars WHERE job_id = ?", (job["id"],))
         detach_file_events(ctx, job["id"], set())
+        detach_user_events(ctx, job["id"], set())
     else:
         if find_cycle(ctx.conn, job["id"], referenced_jobs(payload["nodes"])) is not None:
             ctx.history(
@@ -94,6 +107,8 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
         store_rule(ctx.conn, job["id"], condition, payload["nodes"], ctx.now)
         detach_file_events(ctx, job["id"], file_event_ids(payload["nodes"]))
         attach_file_events(ctx, job["id"], payload.get("file_events", []))
+        detach_user_events(ctx, job["id"], user_event_ids(payload["nodes"]))
+        attach_user_events(ctx, job["id"], payload.get("user_events", []))
     # The job's inline calendars that the new condition no longer names go.
     kept = calendar_events(payload.get("nodes", []))
     for old in ctx.conn.execute(
@@ -344,6 +359,10 @@ def on_daemon_start(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
     grace = payload.get("orphan_grace_period")
     ctx.orphan_grace = None if grace is None else float(grace)
     ctx.admins = frozenset(payload.get("admins") or [])
+    ctx.conn.execute(
+        "UPDATE tick_state SET public_events = ?",
+        (json.dumps(list(payload.get("public_events") or [])),),
+    )
     # The policy of the daemon's configuration, recorded so the API can read it from the
     # database rather than from whatever configuration a requester points at.
     ctx.conn.execute(
@@ -355,6 +374,16 @@ def on_daemon_start(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
 def on_file_observed(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     """What the daemon's watcher saw; the file system itself is never read here."""
     apply_observations(ctx, payload.get("observations", []))
+
+
+def on_event_post(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    apply_post(ctx, row, payload)
+
+
+def on_event_daemon(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    """A site event daemon exited: the events it posted keep their status, marked stale."""
+    if payload.get("state") == "exited":
+        mark_stale(ctx, str(payload.get("daemon")))
 
 
 def on_clock(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
@@ -374,6 +403,8 @@ HANDLERS: dict[str, Handler] = {
     journal.DAEMON_START: on_daemon_start,
     journal.CLOCK: on_clock,
     journal.FILE_OBSERVED: on_file_observed,
+    journal.EVENT_POST: on_event_post,
+    journal.EVENT_DAEMON: on_event_daemon,
     **CALENDAR_HANDLERS,
 }
 

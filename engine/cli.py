@@ -328,6 +328,10 @@ from engine.calendar_cli import cal  # noqa: E402  (a command group of its own m
 
 cli.add_command(cal)
 
+from engine.event_cli import event  # noqa: E402  (a command group of its own module)
+
+cli.add_command(event)
+
 
 def main() -> None:
     cli.main(prog_name="tock")

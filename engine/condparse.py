@@ -35,10 +35,6 @@ _RULE_WORDS = {
     "Balanced": "an expression",
 }
 
-NOT_SUPPORTED = {
-    "event": "event() conditions are not supported yet",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ParseResult:
@@ -122,11 +118,12 @@ class _Builder:
             self.error(obj, f"{obj.kind}() is empty")
             return External(obj.kind, "")
         if kind == "External":
-            if obj.kind in NOT_SUPPORTED:
-                self.error(obj, NOT_SUPPORTED[obj.kind])
             assert obj.kind in EXTERNAL_KINDS
             if obj.kind == "calendar":
                 self.calendar(obj)
+            elif obj.kind == "event" and len(obj.body.split()) > 1:
+                # Names travel in SUB/START lines, one word each.
+                self.error(obj, f"event name '{obj.body.strip()}' cannot hold white space")
             return External(obj.kind, obj.body)
         raise AssertionError(f"unexpected grammar object {kind}")
 

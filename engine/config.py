@@ -32,6 +32,8 @@ class Config:
     file_poll_paths: tuple[str, ...] = ()  # prefixes whose file events are polled, not watched
     file_poll_interval: float = 5.0
     file_scan_interval: float = 60.0
+    event_daemons: tuple[str, ...] = ()  # site event daemons: command lines
+    public_events: tuple[str, ...] = ()  # user events anyone may post to
     source: Path | None = None  # the file it came from, None for defaults
 
     @property
@@ -78,6 +80,31 @@ def _path_list(value: Any) -> tuple[str, ...]:
     return tuple(str(_path(v)) for v in value)
 
 
+def _commands(value: Any) -> tuple[str, ...]:
+    import shlex
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of command lines")
+    for command in value:
+        try:
+            words = shlex.split(command)
+        except ValueError as exc:
+            raise ValueError(
+                f"has a command line that does not split ({exc}): {command!r}"
+            ) from None
+        if not words or not words[0].startswith("/"):
+            raise ValueError(f"needs an absolute executable path in {command!r}")
+    return tuple(value)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v and not any(c.isspace() for c in v) for v in value
+    ):
+        raise ValueError("must be a list of event names")
+    return tuple(value)
+
+
 _KEYS: dict[str, Callable[[Any], Any]] = {
     "max_running": _positive_int,
     "admins": _user_list,
@@ -89,6 +116,8 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "file_poll_paths": _path_list,
     "file_poll_interval": _positive_seconds,
     "file_scan_interval": _positive_seconds,
+    "event_daemons": _commands,
+    "public_events": _names,
 }
 
 

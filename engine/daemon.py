@@ -129,6 +129,11 @@ class Daemon:
             scan_interval=self.config.file_scan_interval,
         )
         self.file_generation: int | None = None
+        from engine.event_daemons import EventDaemons
+
+        self.eventd = EventDaemons(self.config.event_daemons)
+        self.user_generation: int | None = None
+        self.selector.register(self.eventd.fileno(), selectors.EVENT_READ, "eventd")
         self.selector.register(self.files.fileno(), selectors.EVENT_READ, "files")
         self.selector.register(self.fifo.fd, selectors.EVENT_READ, "fifo")
         self.selector.register(self.signal_read, selectors.EVENT_READ, "signal")
@@ -143,6 +148,7 @@ class Daemon:
         if self.launcher is not None:
             self.launcher.close()
         self.files.close()
+        self.eventd.close()
         self.selector.close()
         signal.set_wakeup_fd(self._previous_wakeup)
         for number, handler in self._previous_handlers.items():
@@ -164,6 +170,7 @@ class Daemon:
                     if not recorded:
                         self._record_start()
                         self._load_system_calendars()
+                        self.eventd.start(self.clock.now())
                         requeue_unclaimed(self.conn)  # a previous daemon's starts may be lost
                         recorded = True
                         self.log(
@@ -191,6 +198,7 @@ class Daemon:
             # tick again until nothing new is left, so they are not left waiting for input.
             while True:
                 self._observe_files()
+                self._read_event_daemons()
                 result = run_until_caught_up(self.conn)
                 if result.errors:
                     self.log(
@@ -199,6 +207,7 @@ class Daemon:
                 deferred = self.dispatcher.run_pending()
                 self._watch_running()
                 targets_changed = self._sync_file_targets()
+                self._sync_subscriptions()
                 if journal.pending_count(self.conn) == 0 and not targets_changed:
                     break
             if exit_when_idle and self.idle():
@@ -206,9 +215,7 @@ class Daemon:
             wakeup = self.next_wakeup()
         now = self.clock.now()
         due = [wakeup] if wakeup is not None else []
-        files_due = self.files.next_due()
-        if files_due is not None:
-            due.append(files_due)
+        due.extend(t for t in (self.files.next_due(), self.eventd.next_due()) if t is not None)
         if deferred or self.retry_soon:
             due.append(now + RETRY_DEFERRED)
             self.retry_soon = False
@@ -222,8 +229,8 @@ class Daemon:
             source = key.data
             if source == "fifo":
                 self.fifo.drain()
-            elif source == "files":
-                pass  # the next turn collects what the watcher reported
+            elif source in ("files", "eventd"):
+                pass  # the next turn collects what the watcher or the site daemons reported
             elif source == "signal":
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self.signal_read, 4096):
@@ -270,6 +277,7 @@ class Daemon:
                     "max_running": self.config.max_running,
                     "orphan_grace_period": self.config.orphan_grace_period,
                     "admins": list(self.config.admins),
+                    "public_events": list(self.config.public_events),
                 },
             )
 
@@ -404,6 +412,53 @@ class Daemon:
                 user=current_user(),
                 payload={"observations": changes},
             )
+
+    # -- site event daemons ------------------------------------------------------------------
+
+    def _sync_subscriptions(self) -> None:
+        """SUB and UNSUB: the site daemons hear of every user event some job waits on."""
+        generation = int(self.conn.execute("SELECT user_generation FROM tick_state").fetchone()[0])
+        if generation == self.user_generation:
+            return
+        self.user_generation = generation
+        names = [
+            row[0] for row in self.conn.execute("SELECT name FROM user_events WHERE subscribed = 1")
+        ]
+        self.eventd.subscribe(names)
+
+    def _read_event_daemons(self) -> None:
+        """What the site daemons said, as journal rows; their trouble, in the log."""
+        posts, reports = self.eventd.collect(self.clock.now())
+        for report in reports:
+            self.log(f"event daemon {report.daemon}: {report.kind}: {report.detail}")
+        exits = [report for report in reports if report.kind == "exited"]
+        if not posts and not exits:
+            return
+        now, user = self.clock.now(), current_user()
+        with write(self.conn):
+            for daemon, post in posts:
+                journal.append(
+                    self.conn,
+                    time=now,
+                    kind=journal.EVENT_POST,
+                    user=user,
+                    payload={
+                        "name": post.name,
+                        "action": post.action,
+                        "type": post.type,
+                        "attribute": post.attribute,
+                        "source": "daemon",
+                        "daemon": daemon,
+                    },
+                )
+            for report in exits:
+                journal.append(
+                    self.conn,
+                    time=now,
+                    kind=journal.EVENT_DAEMON,
+                    user=user,
+                    payload={"daemon": report.daemon, "state": "exited", "detail": report.detail},
+                )
 
     # -- liveness -----------------------------------------------------------------------
 

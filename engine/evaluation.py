@@ -20,6 +20,7 @@ from engine.timeevents import (
     use_time_events,
 )
 from engine.transitions import PENDING_STATES, TickContext
+from engine.user_events import has_user_events, use_user_events, user_facts
 
 REASONS = {
     Value.FALSE: "Job dependency condition not satisfied",
@@ -87,7 +88,7 @@ def evaluate_job(ctx: TickContext, job_id: int) -> None:
         calendars, events = {}, {}
         if leaf_events(root):
             calendars = calendar_facts(ctx.conn, job_id, job["catchup"], ctx.now)
-            events = file_facts(ctx.conn, job_id)
+            events = file_facts(ctx.conn, job_id) | user_facts(ctx.conn, job_id)
         jobs = job_facts(ctx.conn, leaf_jobs(root))
         facts = Evaluation(jobs, calendars, events, since=job["last_end"])
         value = evaluate(root, facts)
@@ -168,13 +169,21 @@ def schedule(ctx: TickContext) -> None:
         (free,),
     ).fetchall()
     for job in ready:
+        if has_user_events(ctx.conn, job["id"]):
+            # A pulse taken by a job dispatched just before may have been this one's.
+            evaluate_isolated(ctx, job["id"])
+            if not ctx.conn.execute("SELECT ready FROM jobs WHERE id = ?", (job["id"],)).fetchone()[
+                0
+            ]:
+                continue
         note = use_time_events(ctx, job["id"], job["catchup"]) if job["repetitive"] else None
         use_file_events(ctx, job["id"])
+        attribute = use_user_events(ctx, job["id"])
         run_no = job["run_count"] + 1
         run_id = ctx.conn.execute(
-            "INSERT INTO job_runs (job_id, run_no, status, dispatch_time) "
-            "VALUES (?, ?, 'dispatched', ?)",
-            (job["id"], run_no, ctx.now),
+            "INSERT INTO job_runs (job_id, run_no, status, dispatch_time, event_attrib) "
+            "VALUES (?, ?, 'dispatched', ?, ?)",
+            (job["id"], run_no, ctx.now, attribute),
         ).lastrowid
         assert run_id is not None
         ctx.transition(

@@ -30,6 +30,8 @@ DAEMON_START = "daemon_start"
 CLOCK = "clock"
 SYSTEM_CALENDARS = "system_calendars"
 FILE_OBSERVED = "file_observed"
+EVENT_POST = "event_post"  # also written by the CLI/API (tock event start|end|reject)
+EVENT_DAEMON = "event_daemon"
 
 KINDS = frozenset(
     {
@@ -49,6 +51,8 @@ KINDS = frozenset(
         CLOCK,
         SYSTEM_CALENDARS,
         FILE_OBSERVED,
+        EVENT_POST,
+        EVENT_DAEMON,
     }
 )
 

@@ -109,7 +109,7 @@ class CalendarFacts:
 
 @dataclass(frozen=True, slots=True)
 class EventFacts:
-    """An external event (a file clause) as one waiting job sees it.
+    """An external event (a file clause, a user event) as one waiting job sees it.
 
     `holds`: a level event is active, or an arrival's firing is still owed to this job;
     `fresh`: it holds for something new (a firing), which can trigger a repetitive job;
@@ -120,9 +120,12 @@ class EventFacts:
     fresh: bool = False
     blocked: str | None = None
     label: str = ""
+    rejected: bool = False  # a user event's last post was REJECT
 
 
 def event_predicate(facts: EventFacts | None) -> Value:
+    if facts is not None and facts.rejected:
+        return REJECT
     if facts is None or facts.blocked is not None:
         return F
     return T if facts.holds else F

@@ -163,10 +163,11 @@ def why(conn: sqlite3.Connection, job_id: int) -> WhyNode | None:
     if leaf_events(root):
         from engine.file_events import file_facts
         from engine.timeevents import calendar_facts
+        from engine.user_events import user_facts
 
         # As the tick last saw them: the tick's own clock, not the caller's.
         calendars = calendar_facts(conn, job_id, waiting["catchup"], waiting["now"])
-        events = file_facts(conn, job_id)
+        events = file_facts(conn, job_id) | user_facts(conn, job_id)
     evaluate(root, Evaluation(facts, calendars, events, since=waiting["last_end"], trace=trace))
     names = {}
     if referenced:
@@ -293,7 +294,9 @@ def events(
         "  WHERE l.event_id = e.id AND j.state IN ('PEND', 'PSUSP', 'RUN')) AS dependents "
         "FROM events AS e LEFT JOIN file_events AS f ON f.event_id = e.id "
         "WHERE e.kind = 'file' AND f.removed IS NULL AND (f.event_id IS NOT NULL "
-        "  OR EXISTS (SELECT 1 FROM rule_nodes AS n WHERE n.event_id = e.id))"
+        "  OR EXISTS (SELECT 1 FROM rule_nodes AS n JOIN rules AS r ON r.id = n.rule_id "
+        "  JOIN jobs AS j ON j.id = r.job_id WHERE n.event_id = e.id "
+        "  AND j.state IN ('PEND', 'PSUSP', 'RUN')))"
     )
     args: list[Any] = []
     if owner is not None:
@@ -308,6 +311,36 @@ def events(
                 "fired_at": iso(row["fired_at"]),
                 "next_check": iso(row["next_check"]),
                 "paths": json.loads(row["paths"]),
+            },
+        )
+        for row in conn.execute(sql, args)
+    ]
+    sql = (
+        "SELECT e.id, e.canonical, e.owner, e.status, e.kind, e.attribute, e.last_update, "
+        "u.type, u.pulses, u.fired, u.holder, u.source, u.stale, u.subscribed, "
+        "(SELECT count(*) FROM job_user_events AS l JOIN jobs AS j ON j.id = l.job_id "
+        "  WHERE l.event_id = e.id AND j.state IN ('PEND', 'PSUSP', 'RUN')) AS dependents "
+        "FROM events AS e JOIN user_events AS u ON u.event_id = e.id "
+        "WHERE (u.subscribed = 1 OR e.status != 'inactive' OR EXISTS (SELECT 1 "
+        "  FROM rule_nodes AS n JOIN rules AS r ON r.id = n.rule_id "
+        "  JOIN jobs AS j ON j.id = r.job_id WHERE n.event_id = e.id "
+        "  AND j.state IN ('PEND', 'PSUSP', 'RUN')))"
+    )
+    args = []
+    if owner is not None:
+        sql += " AND e.owner = ?"
+        args.append(owner)
+    found += [
+        _event_info(
+            row,
+            {
+                "type": row["type"],
+                "pulses": row["pulses"],
+                "fired": row["fired"],
+                "holder": row["holder"],
+                "posted_by": row["source"],
+                "stale": bool(row["stale"]),
+                "subscribed": bool(row["subscribed"]),
             },
         )
         for row in conn.execute(sql, args)

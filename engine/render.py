@@ -121,7 +121,14 @@ def why_tree(job: JobInfo, root: WhyNode | None) -> str:
 
 def events_table(found: Sequence[EventInfo]) -> str:
     rows = [
-        [e.event, e.owner, e.status, e.source, e.attribute or "-", short(e.last_update)]
+        [
+            e.event,
+            e.owner,
+            e.status + ("(stale)" if e.detail.get("stale") else ""),
+            e.source,
+            e.attribute or "-",
+            short(e.last_update),
+        ]
         for e in found
     ]
     return table(["EVENT", "OWNER", "STATUS", "SOURCE", "ATTRIBUTE", "LAST_UPDATE"], rows)
@@ -140,7 +147,12 @@ def events_long(found: Sequence[EventInfo]) -> str:
         for key, value in e.detail.items():
             if value in (None, [], ""):
                 continue
-            shown = " ".join(value) if isinstance(value, list) else value
+            if isinstance(value, bool):
+                shown = "yes" if value else "no"
+            elif isinstance(value, list):
+                shown = " ".join(value)
+            else:
+                shown = value
             lines.append(f"  {key.replace('_', ' ')}: {shown}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -65,7 +65,17 @@ class Resolver:
         self.job_id = job_id
         self.anonymous: list[dict[str, Any]] = []
         self.file_events: list[dict[str, Any]] = []
+        self.user_events: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+
+    def user_event(self, node: External) -> int:
+        """The event id of `event(name)`; a new name gets its id here."""
+        from engine.user_events import define_user_event
+
+        definition = define_user_event(self.conn, node.body.strip())
+        if definition["id"] not in {item["id"] for item in self.user_events}:
+            self.user_events.append(definition)
+        return int(definition["id"])
 
     def file_event(self, node: External) -> int:
         """The event id of the owner's `file(body)` clause; a clause that cannot be
@@ -193,7 +203,8 @@ def compile_condition(tree: Node, resolver: Resolver) -> list[CompiledNode]:
                 leaf = {"op": "LEAF", "text": format_node(node), "event": resolver.file_event(node)}
                 emit(leaf | {"file": True}, parent)
             else:
-                raise TockError(f"{node.kind}() conditions are not supported yet")
+                leaf = {"op": "LEAF", "text": format_node(node), "event": resolver.user_event(node)}
+                emit(leaf | {"user": True}, parent)
         elif isinstance(node, Not):
             here = emit({"op": "NOT", "text": format_node(node)}, parent)
             walk(node.operand, here)

@@ -15,6 +15,7 @@ from typing import Any
 from engine.calendar_store import CalendarDef, accept_calendar
 from engine.file_events import FileEventDef, accept_file_event
 from engine.rules import CompiledNode, store_rule
+from engine.user_events import accept_user_event
 
 NEW_JOB_REASON = "New job is waiting for scheduling"
 
@@ -37,6 +38,7 @@ class JobSpec:
     catchup: str = "none"
     calendars: list[dict[str, Any]] = field(default_factory=list)  # anonymous calendars
     file_events: list[dict[str, Any]] = field(default_factory=list)  # FileEventDef payloads
+    user_events: list[dict[str, Any]] = field(default_factory=list)  # {"id", "name"}
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +82,8 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
         accept_calendar(conn, journal_id, time, CalendarDef.from_payload(calendar), spec.user)
     for fdef in spec.file_events:
         accept_file_event(conn, FileEventDef.from_payload(fdef), spec.user, time)
+    for udef in spec.user_events:
+        accept_user_event(conn, udef, spec.user, time)
     conn.execute(
         "UPDATE counters SET value = max(value, ?) WHERE name = 'job'",
         (spec.id,),

@@ -88,6 +88,10 @@ class TickContext:
 
             release_anonymous(self.conn, job_id, self.now, f"job <{job_id}> has finished")
             release_file_events(self, job_id)
+        if from_state == "RUN" or to_state in FINISHED_STATES:
+            from engine.user_events import release_user_events
+
+            release_user_events(self, job_id, from_state, to_state)
 
     def action(self, kind: str, job_id: int, run_id: int, payload: dict[str, Any]) -> None:
         """Put a side effect in the outbox; it runs after this tick commits."""

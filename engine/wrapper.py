@@ -41,6 +41,7 @@ class Job:
     stdout: str
     stderr: str
     env: dict[str, str]
+    event_attrib: str = ""
 
 
 def while_busy(action: Callable[[], T]) -> T:
@@ -65,7 +66,8 @@ def claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
 def _claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
     with store.write(conn):
         row = conn.execute(
-            "SELECT r.status, j.* FROM job_runs AS r JOIN jobs AS j ON j.id = r.job_id "
+            "SELECT r.status, r.event_attrib, j.* FROM job_runs AS r JOIN jobs AS j "
+            "ON j.id = r.job_id "
             "WHERE r.id = ?",
             (run_id,),
         ).fetchone()
@@ -98,6 +100,7 @@ def _claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
         stdout=row["stdout_path"],
         stderr=row["stderr_path"],
         env=json.loads(row["env"]),
+        event_attrib=row["event_attrib"] or "",
     )
 
 
@@ -106,7 +109,7 @@ def job_environment(job: Job, db: Path) -> dict[str, str]:
     env.update(
         LSB_JOBID=str(job.job_id),
         LSB_JOBNAME=job.name,
-        LSB_EVENT_ATTRIB="",
+        LSB_EVENT_ATTRIB=job.event_attrib,
         TOCK_JOBID=str(job.job_id),
         TOCK_RUNID=str(job.run_id),
         TOCK_DB=str(db),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from engine import journal
 from engine.api import Tock
 from engine.clock import ManualClock
 from engine.config import Config
-from engine.store import write
+from engine.store import open_db, write
 from engine.tick import TickResult, run_until_caught_up
 
 TOCK = str(Path(sys.executable).with_name("tock"))
@@ -118,6 +119,21 @@ class Engine:
             "SELECT kind, job_id FROM actions WHERE status = 'pending' ORDER BY id"
         )
         return [(row[0], row[1]) for row in rows]
+
+
+def replay_journal(source: sqlite3.Connection, path: Path, batch: int) -> sqlite3.Connection:
+    """A fresh database fed the whole journal of `source` and ticked in batches of `batch`:
+    the state it reaches must equal the live one."""
+    replica = open_db(path)
+    for row in source.execute("SELECT * FROM journal ORDER BY id").fetchall():
+        replica.execute(
+            "INSERT INTO journal (id, time, kind, user, job_id, run_id, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            tuple(row),
+        )
+    replica.commit()
+    run_until_caught_up(replica, batch=batch)
+    return replica
 
 
 @pytest.fixture

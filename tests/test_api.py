@@ -35,7 +35,7 @@ def test_submit_returns_an_id_and_the_job_is_visible_at_once(tock: Tock) -> None
         ({"condition": "ended(nosuch*)"}, "no job name starts with 'nosuch'"),
         ({"condition": "done(42)"}, "job <42> does not exist"),
         ({"condition": "done(a) &&"}, "-w:1:11: syntax error"),
-        ({"condition": "event(x)"}, "-w:1:1: event() conditions are not supported yet"),
+        ({"condition": "event(a b)"}, "-w:1:1: event name 'a b' cannot hold white space"),
         ({"terminate_orphan": True}, "-ti needs a dependency condition"),
         ({"name": "bad*"}, "cannot end with '*'"),
         ({"name": "two\nlines"}, "control characters"),

@@ -78,7 +78,7 @@ def test_same_operator_groups_are_flattened() -> None:
         ("done(a) && calendar(*:13:*:8:0)", 23, "month 13"),
         ("calendar( *:*:Mon[6]:8:0)", 15, "Mon[6]"),
         ("calendar(*:*:*:8:0%5X)", 20, "%5X"),
-        ("!event(diskisfull)", 2, "event() conditions are not supported yet"),
+        ("!event(disk is full)", 2, "event name 'disk is full' cannot hold white space"),
         ("done(a) || file( )", 12, "file() is empty"),
         ("calendar()", 1, "calendar() is empty"),
         ("done(*)", 6, "found '*'"),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Engine
+from conftest import Engine, replay_journal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +22,6 @@ from engine import journal
 from engine.api import Tock
 from engine.clock import ManualClock
 from engine.config import Config
-from engine.store import open_db
-from engine.tick import run_until_caught_up
 
 T0 = 1_800_000_000.0
 _EXAMPLES = itertools.count()
@@ -333,15 +331,7 @@ def test_replaying_the_journal_rebuilds_the_same_file_event_state(
     at(engine, T0 + 600)
     engine.run_to_end(jobs[0])
     os.unlink(b)  # replay must not read the file system
-    replica = open_db(replay_db)
-    for row in engine.conn.execute("SELECT * FROM journal ORDER BY id").fetchall():
-        replica.execute(
-            "INSERT INTO journal (id, time, kind, user, job_id, run_id, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            tuple(row),
-        )
-    replica.commit()
-    run_until_caught_up(replica, batch=2)
+    replica = replay_journal(engine.conn, replay_db, batch=2)
 
     def dump(conn: Any) -> list[list[tuple[Any, ...]]]:
         return [
