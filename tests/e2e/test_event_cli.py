@@ -161,3 +161,22 @@ def _is_site_daemon(pid: int, marker: str) -> bool:
         return marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return False
+
+
+def test_the_diskisfull_sample_drives_the_seed_example(
+    db_path: Path, tmp_path: Path, daemon: Start
+) -> None:
+    sample = Path(__file__).resolve().parents[2] / "samples" / "eventd" / "diskisfull.py"
+    config = tmp_path / "disk.toml"
+    config.write_text(f'max_running = 4\nevent_daemons = ["{sample}"]\n')
+    os.environ.update(DISKISFULL_PERCENT="0", DISKISFULL_INTERVAL="0.2")  # always "full"
+    try:
+        daemon(config=config)
+    finally:
+        for key in ("DISKISFULL_PERCENT", "DISKISFULL_INTERVAL"):
+            del os.environ[key]
+    out = tmp_path / "attrib"
+    job = submit(db_path, "event(diskisfull)", f'printf %s "$LSB_EVENT_ATTRIB" > {out}')
+    wait_until(lambda: state(db_path, job) == "DONE", 30, "the diskisfull START")
+    mount, used = out.read_text().split()
+    assert mount == "/" and used.endswith("%")
