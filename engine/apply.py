@@ -84,7 +84,8 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
         owner = job["user"] if job is not None else row["user"]
         accept_file_event(ctx.conn, FileEventDef.from_payload(fdef), owner, ctx.now)
     for udef in payload.get("user_events", []):
-        accept_user_event(ctx.conn, udef, job["user"] if job is not None else row["user"], ctx.now)
+        owner = job["user"] if job is not None else row["user"]
+        accept_user_event(ctx.conn, udef, owner, ctx.now, row["id"])
     if job is None or not _allowed(ctx, row, job):
         return
     if job["state"] not in PENDING_STATES:

@@ -129,6 +129,9 @@ class Daemon:
             scan_interval=self.config.file_scan_interval,
         )
         self.file_generation: int | None = None
+        # What the watcher and the site daemons reported, kept until it is in the journal.
+        self.unwritten_observations: list[dict[str, Any]] = []
+        self.unwritten_posts: list[dict[str, Any]] = []
         from engine.event_daemons import EventDaemons
 
         self.eventd = EventDaemons(self.config.event_daemons)
@@ -378,30 +381,32 @@ class Daemon:
         stats = self.files.collect(now)
         for error in self.files.errors():
             self.log(f"file watcher: {error}; polling every file event path until it restarts")
-        if not stats:
+        if not stats and not self.unwritten_observations:
             return
-        known: dict[str, tuple[bool, int, float]] = {}
+        known: dict[str, tuple[bool, int, float, int]] = {}
         paths = sorted(stats)
         for start in range(0, len(paths), 500):
             chunk = paths[start : start + 500]
             rows = self.conn.execute(
-                "SELECT path, present, size, mtime FROM file_paths "
+                "SELECT path, present, size, mtime, inode FROM file_paths "
                 f"WHERE path IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            known.update((row[0], (bool(row[1]), row[2], row[3])) for row in rows)
-        changes = []
+            known.update((row[0], (bool(row[1]), row[2], row[3], row[4])) for row in rows)
+        changes = self.unwritten_observations
         for path in paths:
             stat = stats[path]
-            seen = (True, stat.size, stat.mtime) if stat.exists else (False, 0, 0.0)
-            before = known.get(path)
-            if stat.created and before is not None and before[0] and before != seen:
-                # Gone and back within one report, or replaced by a rename: a new file. (A
-                # report of a creation already seen by a stat finds nothing changed.)
-                changes.append({"path": path, "exists": False, "size": 0, "mtime": 0.0})
-                before = None
-            if before != seen:
-                changes.append({"path": path, "exists": seen[0], "size": seen[1], "mtime": seen[2]})
+            seen = (True, stat.size, stat.mtime, stat.inode) if stat.exists else (False, 0, 0.0, 0)
+            if known.get(path) != seen:
+                changes.append(
+                    {
+                        "path": path,
+                        "exists": seen[0],
+                        "size": seen[1],
+                        "mtime": seen[2],
+                        "inode": seen[3],
+                    }
+                )
         if not changes:
             return
         with write(self.conn):
@@ -412,6 +417,8 @@ class Daemon:
                 user=current_user(),
                 payload={"observations": changes},
             )
+        # Kept until written: a locked database must not lose what the watcher saw.
+        self.unwritten_observations = []
 
     # -- site event daemons ------------------------------------------------------------------
 
@@ -431,18 +438,11 @@ class Daemon:
         posts, reports = self.eventd.collect(self.clock.now())
         for report in reports:
             self.log(f"event daemon {report.daemon}: {report.kind}: {report.detail}")
-        exits = [report for report in reports if report.kind == "exited"]
-        if not posts and not exits:
-            return
-        now, user = self.clock.now(), current_user()
-        with write(self.conn):
-            for daemon, post in posts:
-                journal.append(
-                    self.conn,
-                    time=now,
-                    kind=journal.EVENT_POST,
-                    user=user,
-                    payload={
+        for daemon, post in posts:
+            self.unwritten_posts.append(
+                {
+                    "kind": journal.EVENT_POST,
+                    "payload": {
                         "name": post.name,
                         "action": post.action,
                         "type": post.type,
@@ -450,15 +450,30 @@ class Daemon:
                         "source": "daemon",
                         "daemon": daemon,
                     },
+                }
+            )
+        for report in reports:
+            if report.kind == "exited":
+                self.unwritten_posts.append(
+                    {
+                        "kind": journal.EVENT_DAEMON,
+                        "payload": {
+                            "daemon": report.daemon,
+                            "state": "exited",
+                            "detail": report.detail,
+                        },
+                    }
                 )
-            for report in exits:
+        if not self.unwritten_posts:
+            return
+        now, user = self.clock.now(), current_user()
+        with write(self.conn):
+            for item in self.unwritten_posts:
                 journal.append(
-                    self.conn,
-                    time=now,
-                    kind=journal.EVENT_DAEMON,
-                    user=user,
-                    payload={"daemon": report.daemon, "state": "exited", "detail": report.detail},
+                    self.conn, time=now, kind=item["kind"], user=user, payload=item["payload"]
                 )
+        # Kept until written: a locked database must not lose a START or an END.
+        self.unwritten_posts = []
 
     # -- liveness -----------------------------------------------------------------------
 

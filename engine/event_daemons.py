@@ -106,7 +106,12 @@ def _rest(line: str, pos: int) -> str | None:
 def parse_line(line: str) -> Post | str:
     """A line from a child (without its newline) as a Post, or what is wrong with it.
 
-    A blank line is an error here ("empty line"); the reader skips blank lines before."""
+    A blank line is an error here ("empty line"); the reader skips blank lines before.
+    Control characters are refused: an attribute becomes a job's environment variable,
+    which cannot hold a NUL."""
+    bad = next((ch for ch in line if (ch < " " and ch != "\t") or ch == "\x7f"), None)
+    if bad is not None:
+        return f"control character {bad!r} in the line"
     verb, pos = _token(line, 0)
     if verb is None:
         return "empty line"

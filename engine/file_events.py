@@ -41,7 +41,7 @@ class FileEventDef:
     reason: str | None
     paths: list[str] = field(default_factory=list)
     edge: bool = False
-    snapshot: dict[str, list[Any]] = field(default_factory=dict)  # path -> [present, size, mtime]
+    snapshot: dict[str, list[Any]] = field(default_factory=dict)  # [present, size, mtime, inode]
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,9 +60,9 @@ def local_host_names() -> frozenset[str]:
 def _snapshot(path: str) -> list[Any]:
     try:
         st = os.stat(path)
-    except OSError:
-        return [False, 0, 0.0]
-    return [True, st.st_size, st.st_mtime]
+    except (OSError, ValueError):
+        return [False, 0, 0.0, 0]
+    return [True, st.st_size, st.st_mtime, st.st_ino]
 
 
 def compile_file_event(body: str) -> tuple[str, dict[str, Any] | None, str | None, list[str], bool]:
@@ -89,10 +89,13 @@ def compile_file_event(body: str) -> tuple[str, dict[str, Any] | None, str | Non
     return canonical, to_json(tree), None, file_paths(tree), has_arrival(tree)
 
 
-def define_file_event(conn: sqlite3.Connection, body: str, owner: str) -> FileEventDef:
-    """The API's half: reuse the owner's event for the same clause, or allocate a new id.
-    The snapshot is what the paths look like as the job is accepted, so a file that is
-    already there does not count as arriving."""
+def define_file_event(
+    conn: sqlite3.Connection, body: str, owner: str, known: dict[str, int] | None = None
+) -> FileEventDef:
+    """The API's half: reuse the owner's event for the same clause (in the database, or in
+    `known`, the clauses met earlier in the same condition), or allocate a new id. The
+    snapshot is what the paths look like as the job is accepted, so a file that is already
+    there does not count as arriving."""
     from engine.calendar_store import allocate
 
     canonical, compiled, reason, paths, edge = compile_file_event(body)
@@ -100,7 +103,12 @@ def define_file_event(conn: sqlite3.Connection, body: str, owner: str) -> FileEv
         "SELECT id FROM events WHERE kind = 'file' AND canonical = ? AND owner = ?",
         (canonical, owner),
     ).fetchone()
-    event_id = int(row[0]) if row is not None else allocate(conn, "event")
+    if row is not None:
+        event_id = int(row[0])
+    elif known is not None and canonical in known:
+        event_id = known[canonical]
+    else:
+        event_id = allocate(conn, "event")
     snapshot = {path: _snapshot(path) for path in paths}
     return FileEventDef(event_id, canonical, compiled, reason, paths, edge, snapshot)
 
@@ -176,21 +184,33 @@ def _bring_alive(ctx: TickContext, fdef: FileEventDef, *, exists: bool) -> None:
             "INSERT OR REPLACE INTO file_event_paths (event_id, path, armed) VALUES (?, ?, 0)",
             (fdef.id, path),
         )
-        present, size, mtime = fdef.snapshot.get(path, [False, 0, 0.0])
-        _first_observation(ctx, path, bool(present), int(size), float(mtime))
+        present, size, mtime, *rest = fdef.snapshot.get(path, [False, 0, 0.0])
+        inode = int(rest[0]) if rest else 0
+        _first_observation(ctx, path, bool(present), int(size), float(mtime), inode)
     if fdef.paths:
         _bump_generation(conn)
     evaluate_file_event(ctx, fdef.id)
 
 
-def _first_observation(ctx: TickContext, path: str, present: bool, size: int, mtime: float) -> None:
+def _first_observation(
+    ctx: TickContext, path: str, present: bool, size: int, mtime: float, inode: int = 0
+) -> None:
     """A path nobody watched yet: this is where its story starts, so no arrival. A file
     seen for the first time counts as unchanged since its mtime (for stable())."""
     changed = min(mtime, ctx.now) if present else ctx.now
     ctx.conn.execute(
-        "INSERT OR IGNORE INTO file_paths (path, present, size, mtime, changed, observed, "
-        "journal_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (path, int(present), size, mtime, changed, ctx.now, ctx.journal_id),
+        "INSERT OR IGNORE INTO file_paths (path, present, size, mtime, inode, changed, "
+        "observed, journal_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            path,
+            int(present),
+            size,
+            mtime,
+            inode if present else 0,
+            changed,
+            ctx.now,
+            ctx.journal_id,
+        ),
     )
 
 
@@ -282,28 +302,34 @@ def apply_observations(ctx: TickContext, observations: Iterable[dict[str, Any]])
     for obs in observations:
         path = str(obs["path"])
         present, size, mtime = bool(obs["exists"]), int(obs["size"]), float(obs["mtime"])
+        inode = int(obs.get("inode", 0))
         if not present:
-            size, mtime = 0, 0.0
+            size, mtime, inode = 0, 0.0, 0
         old = conn.execute("SELECT * FROM file_paths WHERE path = ?", (path,)).fetchone()
         if old is None:
             watched = conn.execute(
                 "SELECT 1 FROM file_event_paths WHERE path = ? LIMIT 1", (path,)
             ).fetchone()
             if watched is not None:
-                _first_observation(ctx, path, present, size, mtime)
+                _first_observation(ctx, path, present, size, mtime, inode)
                 touched.update(_readers(conn, path))
             continue
-        if (bool(old["present"]), old["size"], old["mtime"]) == (present, size, mtime):
+        before = (bool(old["present"]), old["size"], old["mtime"], old["inode"])
+        if before == (present, size, mtime, inode):
             continue
         conn.execute(
-            "UPDATE file_paths SET present = ?, size = ?, mtime = ?, changed = ?, observed = ?, "
-            "journal_id = ? WHERE path = ?",
-            (int(present), size, mtime, ctx.now, ctx.now, ctx.journal_id, path),
+            "UPDATE file_paths SET present = ?, size = ?, mtime = ?, inode = ?, changed = ?, "
+            "observed = ?, journal_id = ? WHERE path = ?",
+            (int(present), size, mtime, inode, ctx.now, ctx.now, ctx.journal_id, path),
         )
-        if present != bool(old["present"]):
+        # Another inode under the name (deleted and created again between two looks,
+        # or replaced by a rename) is a new file: it arrives.
+        replaced = present and before[0] and 0 not in (inode, before[3]) and inode != before[3]
+        if present != before[0] or replaced:
             conn.execute(
-                "UPDATE file_event_paths SET armed = ? WHERE path = ? AND event_id IN "
-                "(SELECT event_id FROM file_events WHERE edge = 1 AND removed IS NULL)",
+                "UPDATE file_event_paths SET armed = ? WHERE path = ? AND EXISTS (SELECT 1 "
+                "FROM file_events AS f WHERE f.event_id = file_event_paths.event_id "
+                "AND f.edge = 1 AND f.removed IS NULL)",
                 (int(present), path),
             )
         touched.update(_readers(conn, path))

@@ -45,6 +45,7 @@ class Stat:
     size: int = 0
     mtime: float = 0.0
     created: bool = False
+    inode: int = 0  # a new inode under the same name is a new file
 
 
 def observe(path: str) -> Stat:
@@ -53,7 +54,7 @@ def observe(path: str) -> Stat:
         st = os.stat(path)
     except (OSError, ValueError):  # missing, permission, ENOTDIR, ELOOP; a NUL in the path
         return Stat(False)
-    return Stat(True, st.st_size, st.st_mtime)
+    return Stat(True, st.st_size, st.st_mtime, inode=st.st_ino)
 
 
 # Remote writes do not reach the local inotify on these: they are polled instead. FUSE file

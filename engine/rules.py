@@ -72,9 +72,12 @@ class Resolver:
         """The event id of `event(name)`; a new name gets its id here."""
         from engine.user_events import define_user_event
 
-        definition = define_user_event(self.conn, node.body.strip())
-        if definition["id"] not in {item["id"] for item in self.user_events}:
-            self.user_events.append(definition)
+        name = node.body.strip()
+        for item in self.user_events:  # named twice in one condition: one event
+            if item["name"] == name:
+                return int(item["id"])
+        definition = define_user_event(self.conn, name)
+        self.user_events.append(definition)
         return int(definition["id"])
 
     def file_event(self, node: External) -> int:
@@ -82,7 +85,8 @@ class Resolver:
         watched is still an event (invalid), and the caller is warned."""
         from engine.file_events import define_file_event
 
-        fdef = define_file_event(self.conn, node.body, self.user)
+        known = {item["expression"]: int(item["id"]) for item in self.file_events}
+        fdef = define_file_event(self.conn, node.body, self.user, known)
         if fdef.id not in {item["id"] for item in self.file_events}:
             self.file_events.append(fdef.payload())
             if fdef.reason is not None:

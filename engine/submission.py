@@ -83,7 +83,7 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
     for fdef in spec.file_events:
         accept_file_event(conn, FileEventDef.from_payload(fdef), spec.user, time)
     for udef in spec.user_events:
-        accept_user_event(conn, udef, spec.user, time)
+        accept_user_event(conn, udef, spec.user, time, journal_id)
     conn.execute(
         "UPDATE counters SET value = max(value, ?) WHERE name = 'job'",
         (spec.id,),

@@ -30,11 +30,18 @@ LIVE_STATES = ("PEND", "PSUSP", "RUN")
 WAITING = "('PEND', 'PSUSP')"
 
 
-def find_user_event(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+UNSEEN = 2**62  # journal_id of an event the API created before its journal row exists
+
+
+def find_user_event(
+    conn: sqlite3.Connection, name: str, *, as_of: int | None = None
+) -> sqlite3.Row | None:
+    """The event of that name; with `as_of`, only if a journal row up to that one created
+    it (the tick must not see what the API created for a row it has not reached)."""
     row: sqlite3.Row | None = conn.execute(
         "SELECT e.id, e.owner, u.* FROM events AS e JOIN user_events AS u ON u.event_id = e.id "
-        "WHERE u.name = ?",
-        (name,),
+        "WHERE u.name = ? AND u.journal_id <= ?",
+        (name, UNSEEN if as_of is None else as_of),
     ).fetchone()
     return row
 
@@ -49,9 +56,14 @@ def define_user_event(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
 
 
 def accept_user_event(
-    conn: sqlite3.Connection, definition: dict[str, Any], owner: str, time: float
+    conn: sqlite3.Connection,
+    definition: dict[str, Any],
+    owner: str,
+    time: float,
+    journal_id: int = UNSEEN,
 ) -> None:
-    """The identity rows; a no-op when they exist. Whoever comes first owns the name."""
+    """The identity rows; a no-op when they exist, except that the journal row creating
+    them is the earliest that names them. Whoever comes first owns the name."""
     event_id, name = int(definition["id"]), str(definition["name"])
     conn.execute(
         "INSERT OR IGNORE INTO events (id, kind, canonical, owner, status, last_update) "
@@ -59,8 +71,9 @@ def accept_user_event(
         (event_id, name, owner, time),
     )
     conn.execute(
-        "INSERT OR IGNORE INTO user_events (event_id, name, created) VALUES (?, ?, ?)",
-        (event_id, name, time),
+        "INSERT INTO user_events (event_id, name, created, journal_id) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (event_id) DO UPDATE SET journal_id = min(journal_id, excluded.journal_id)",
+        (event_id, name, time, journal_id),
     )
     conn.execute("UPDATE counters SET value = max(value, ?) WHERE name = 'event'", (event_id,))
 
@@ -169,8 +182,8 @@ def apply_post(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> N
     name = str(payload["name"])
     source = str(payload.get("source", "user"))
     if payload.get("id") is not None:
-        accept_user_event(conn, payload, row["user"], ctx.now)
-    event = find_user_event(conn, name)
+        accept_user_event(conn, payload, row["user"], ctx.now, row["id"])
+    event = find_user_event(conn, name, as_of=row["id"])
     if event is None:
         return  # a site daemon posted a name nobody ever used
     if source == "user":

@@ -109,7 +109,7 @@ def job_environment(job: Job, db: Path) -> dict[str, str]:
     env.update(
         LSB_JOBID=str(job.job_id),
         LSB_JOBNAME=job.name,
-        LSB_EVENT_ATTRIB=job.event_attrib,
+        LSB_EVENT_ATTRIB=job.event_attrib.replace("\0", ""),  # execve refuses a NUL
         TOCK_JOBID=str(job.job_id),
         TOCK_RUNID=str(job.run_id),
         TOCK_DB=str(db),

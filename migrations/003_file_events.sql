@@ -41,6 +41,7 @@ CREATE TABLE file_paths (
     present     INTEGER NOT NULL CHECK (present IN (0, 1)),
     size        INTEGER NOT NULL,
     mtime       REAL    NOT NULL,
+    inode       INTEGER NOT NULL DEFAULT 0,
     changed     REAL    NOT NULL,
     observed    REAL    NOT NULL,
     journal_id  INTEGER NOT NULL

@@ -15,8 +15,13 @@ CREATE TABLE user_events (
     source      TEXT,
     stale       INTEGER NOT NULL DEFAULT 0 CHECK (stale IN (0, 1)),
     subscribed  INTEGER NOT NULL DEFAULT 0 CHECK (subscribed IN (0, 1)),
-    created     REAL    NOT NULL
+    created     REAL    NOT NULL,
+    journal_id  INTEGER NOT NULL
 ) STRICT;
+
+-- The daemon's SUB list, and the stale marks of a site daemon that exited.
+CREATE INDEX user_events_subscribed ON user_events (event_id) WHERE subscribed = 1;
+CREATE INDEX user_events_source ON user_events (source) WHERE source IS NOT NULL;
 
 -- Which user events a job waits on, and how many pulseAll firings of each it has had.
 CREATE TABLE job_user_events (

@@ -398,3 +398,39 @@ def test_an_ignored_modify_leaves_no_event_behind(engine: Engine, inbox: Path) -
     engine.tick()  # ... but the job is dispatched before the tick reads the modification
     assert engine.state(job) == "RUN"
     assert event_rows(engine) == []
+
+
+def test_a_clause_named_twice_in_one_condition_is_one_event(engine: Engine, inbox: Path) -> None:
+    target = inbox / "twice"
+    engine.api.submit("true", condition=f"file(exist({target})) || file(exist({target}))")
+    engine.tick()
+    assert len(event_rows(engine)) == 1
+
+
+def test_a_new_inode_under_the_name_arrives_but_more_data_does_not(
+    engine: Engine, inbox: Path
+) -> None:
+    target = inbox / "feed.csv"
+    first = engine.api.submit("true", condition=f"file(arrival({target}))")
+    engine.tick()
+
+    def seen(size: int, inode: int) -> None:
+        obs = {
+            "path": str(target),
+            "exists": True,
+            "size": size,
+            "mtime": engine.clock.now(),
+            "inode": inode,
+        }
+        engine.append(journal.FILE_OBSERVED, payload={"observations": [obs]})
+        engine.tick()
+
+    seen(0, 7)
+    assert engine.state(first) == "RUN"
+    second = engine.api.submit("true", condition=f"file(arrival({target}))")
+    engine.tick()
+    engine.clock.advance(1)
+    seen(100, 7)  # the same file, written to: no arrival
+    assert engine.state(second) == "PEND"
+    seen(100, 8)  # replaced (rename over it, or deleted and created between two looks)
+    assert engine.state(second) == "RUN"

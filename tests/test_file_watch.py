@@ -90,7 +90,7 @@ def test_observe_follows_symlinks_and_takes_any_error_for_absence(tmp_path: Path
     (tmp_path / "link").symlink_to(data)
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     seen = observe(str(tmp_path / "link"))
-    assert seen == Stat(True, 5, data.stat().st_mtime)
+    assert seen == Stat(True, 5, data.stat().st_mtime, inode=data.stat().st_ino)
     assert observe(str(tmp_path / "missing")) == Stat(False)
     assert observe(str(tmp_path / "dangling")) == Stat(False)
     assert observe(str(data / "under-a-file")) == Stat(False)  # ENOTDIR

@@ -248,3 +248,34 @@ def test_replay_rebuilds_the_user_event_state(engine: Engine, tmp_path: Path) ->
         ]
 
     assert dump(replica) == dump(engine.conn)
+
+
+def test_an_event_named_twice_in_one_condition_is_one_event(engine: Engine) -> None:
+    job = engine.api.submit("true", condition="event(twice) || event(twice)")
+    engine.api.modify(job, "event(again) && !event(again)")
+    engine.tick()
+    rows = engine.conn.execute("SELECT canonical FROM events WHERE kind = 'user'").fetchall()
+    assert sorted(row[0] for row in rows) == ["again", "twice"]
+    assert engine.conn.execute("SELECT count(*) FROM tick_errors").fetchone()[0] == 0
+
+
+def test_a_daemon_post_does_not_see_an_event_a_later_row_creates(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The API creates the event of a submit at once; the tick must act as on a replay,
+    where a site daemon's post journaled before that submit finds no such event."""
+    engine.append(
+        journal.EVENT_POST,
+        payload={
+            "name": "feed",
+            "action": "start",
+            "type": "latched",
+            "source": "daemon",
+            "daemon": "/opt/eventd",
+        },
+    )
+    job = engine.api.submit("true", condition="event(feed)")
+    engine.tick()
+    assert engine.state(job) == "PEND"
+    replica = replay_journal(engine.conn, tmp_path / "replay.db", batch=1)
+    assert replica.execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()[0] == "PEND"
