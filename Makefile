@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/calendars.py
 	$(PY) bench/cli.py
 	$(PY) bench/file_latency.py
+	$(PY) bench/callbacks.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -167,6 +167,7 @@ class Tock:
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         catchup: str = "none",
+        callbacks: Sequence[tuple[str, str]] = (),
     ) -> int:
         """Submit a job; its id. Nothing is created when the request is refused.
 
@@ -216,6 +217,11 @@ class Tock:
                     repetitive, anonymous = is_repetitive(conn, nodes), resolver.anonymous
                     file_events, user_events = resolver.file_events, resolver.user_events
                     self.warnings = resolver.warnings
+                from engine.callback_store import attachments_for
+
+                attached, callback_defs = attachments_for(
+                    conn, job_id, self.user, environment, callbacks
+                )
                 if catchup != "none" and not any(node.get("calendar") for node in nodes):
                     raise TockError("--catchup needs a calendar in the condition (-w)")
                 out, err = self._output_paths(job_id, workdir, stdout, stderr)
@@ -237,6 +243,8 @@ class Tock:
                     calendars=anonymous,
                     file_events=file_events,
                     user_events=user_events,
+                    callbacks=attached,
+                    callback_defs=callback_defs,
                 )
                 now = self.clock.now()
                 row_id = journal.append(

@@ -71,6 +71,14 @@ def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
         attach_file_events(ctx, spec.id, spec.file_events)
     if spec.user_events:
         attach_user_events(ctx, spec.id, spec.user_events)
+    if spec.callbacks:
+        from engine.callback_fire import fire_for
+        from engine.callback_store import CallbackDef, accept_callback, attach_callbacks
+
+        for cdef in spec.callback_defs:
+            accept_callback(ctx.conn, CallbackDef.from_payload(cdef), ctx.now, row["id"])
+        attach_callbacks(ctx, spec.id, spec.callbacks)
+        fire_for(ctx, spec.id, "submitted", "PSUSP" if spec.hold else "PEND")
     ctx.to_evaluate.add(spec.id)
 
 
@@ -387,6 +395,18 @@ def on_event_daemon(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
         mark_stale(ctx, str(payload.get("daemon")))
 
 
+def on_callbacks_loaded(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    from engine.callback_store import load_universal
+
+    load_universal(ctx, payload.get("callbacks", []))
+
+
+def on_callback_finished(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
+    from engine.callback_store import record_result
+
+    record_result(ctx, payload)
+
+
 def on_clock(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     """Time passing is an input too: nothing to apply, `now` has already moved."""
 
@@ -406,6 +426,8 @@ HANDLERS: dict[str, Handler] = {
     journal.FILE_OBSERVED: on_file_observed,
     journal.EVENT_POST: on_event_post,
     journal.EVENT_DAEMON: on_event_daemon,
+    journal.CALLBACKS_LOADED: on_callbacks_loaded,
+    journal.CALLBACK_FINISHED: on_callback_finished,
     **CALENDAR_HANDLERS,
 }
 

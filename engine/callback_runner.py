@@ -85,6 +85,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.callback_lib import qb as protocol
+from engine.orphans import die_with_parent
 
 LIB_DIR = str(Path(__file__).resolve().parent / "callback_lib")
 LANGUAGES = ("python", "perl", "shell", "qcb")
@@ -514,6 +515,7 @@ class CallbackPool:
                 pass_fds=(act_write, context),
                 close_fds=True,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 env=env,
                 cwd=os.path.dirname(request.path),
             )

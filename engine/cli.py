@@ -109,6 +109,13 @@ def cli(ctx: click.Context, db: str | None) -> None:
     default="none",
     help="Repetitive jobs: missed time events get no run, one late run, or one run each.",
 )
+@click.option(
+    "--callback",
+    "callbacks",
+    metavar="TRIGGER=PATH",
+    multiple=True,
+    help="Run PATH when TRIGGER happens, e.g. 'failed-job-self=/abs/notify.py' (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ID}.')
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
@@ -122,10 +129,17 @@ def submit(
     stderr: str | None,
     cwd: str | None,
     catchup: str,
+    callbacks: tuple[str, ...],
     as_json: bool,
     command: tuple[str, ...],
 ) -> None:
     """Submit a job: tock submit [OPTIONS] -- CMD [ARG...]."""
+    pairs = []
+    for item in callbacks:
+        trigger, sep, path = item.partition("=")
+        if not sep or not trigger.strip() or not path.strip():
+            raise click.UsageError(f"--callback {item}: write TRIGGER=PATH", ctx)
+        pairs.append((trigger.strip(), path.strip()))
     api = _api(ctx)
     job_id = api.submit(
         list(command),
@@ -137,6 +151,7 @@ def submit(
         stderr=stderr,
         cwd=cwd,
         catchup=catchup,
+        callbacks=pairs,
     )
     _warn(api.warnings)
     if as_json:
@@ -331,6 +346,10 @@ cli.add_command(cal)
 from engine.event_cli import event  # noqa: E402  (a command group of its own module)
 
 cli.add_command(event)
+
+from engine.callback_cli import callbacks  # noqa: E402  (a command group of its own module)
+
+cli.add_command(callbacks)
 
 
 def main() -> None:

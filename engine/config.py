@@ -34,6 +34,7 @@ class Config:
     file_scan_interval: float = 60.0
     event_daemons: tuple[str, ...] = ()  # site event daemons: command lines
     public_events: tuple[str, ...] = ()  # user events anyone may post to
+    universal_callback_path: str | None = None  # comma-separated directories
     source: Path | None = None  # the file it came from, None for defaults
 
     @property
@@ -97,6 +98,12 @@ def _commands(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
 def _names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(
         isinstance(v, str) and v and not any(c.isspace() for c in v) for v in value
@@ -118,6 +125,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "file_scan_interval": _positive_seconds,
     "event_daemons": _commands,
     "public_events": _names,
+    "universal_callback_path": _text,
 }
 
 

@@ -137,6 +137,15 @@ class Daemon:
         self.eventd = EventDaemons(self.config.event_daemons)
         self.user_generation: int | None = None
         self.selector.register(self.eventd.fileno(), selectors.EVENT_READ, "eventd")
+        from engine.callback_runner import CallbackPool
+
+        self.callbacks = CallbackPool()
+        self.callbacks_sent: set[str] = set()  # keys in the pool, until their result is written
+        self.callbacks_seen = 0  # the highest callback_runs.id handed to the pool
+        self.unwritten_results: list[tuple[str, dict[str, Any], int | None]] = []
+        self.callback_confs: dict[str, float | None] = {}  # callbacks.conf -> mtime loaded
+        self.callback_check_at = 0.0  # monotonic time of the next look at them
+        self.selector.register(self.callbacks.fileno(), selectors.EVENT_READ, "callbacks")
         self.selector.register(self.files.fileno(), selectors.EVENT_READ, "files")
         self.selector.register(self.fifo.fd, selectors.EVENT_READ, "fifo")
         self.selector.register(self.signal_read, selectors.EVENT_READ, "signal")
@@ -152,6 +161,7 @@ class Daemon:
             self.launcher.close()
         self.files.close()
         self.eventd.close()
+        self.callbacks.close()
         self.selector.close()
         signal.set_wakeup_fd(self._previous_wakeup)
         for number, handler in self._previous_handlers.items():
@@ -174,6 +184,7 @@ class Daemon:
                         self._record_start()
                         self._load_system_calendars()
                         self.eventd.start(self.clock.now())
+                        self._load_callbacks()
                         requeue_unclaimed(self.conn)  # a previous daemon's starts may be lost
                         recorded = True
                         self.log(
@@ -199,15 +210,18 @@ class Daemon:
             deferred = 0
             # Dispatching and watching may write rows themselves (run_lost, dispatch_failed):
             # tick again until nothing new is left, so they are not left waiting for input.
+            self._reload_callbacks_now_and_then()
             while True:
                 self._observe_files()
                 self._read_event_daemons()
+                self._collect_callbacks()
                 result = run_until_caught_up(self.conn)
                 if result.errors:
                     self.log(
                         f"{result.errors} journal row(s) could not be applied; see tick_errors"
                     )
                 deferred = self.dispatcher.run_pending()
+                self._start_callbacks()
                 self._watch_running()
                 targets_changed = self._sync_file_targets()
                 self._sync_subscriptions()
@@ -218,7 +232,10 @@ class Daemon:
             wakeup = self.next_wakeup()
         now = self.clock.now()
         due = [wakeup] if wakeup is not None else []
-        due.extend(t for t in (self.files.next_due(), self.eventd.next_due()) if t is not None)
+        edges = (self.files.next_due(), self.eventd.next_due(), self.callbacks.next_due())
+        due.extend(t for t in edges if t is not None)
+        if self.callback_confs and any(stamp is not None for stamp in self.callback_confs.values()):
+            due.append(now + self.CALLBACK_CHECK)  # a callbacks.conf exists: watch it change
         if deferred or self.retry_soon:
             due.append(now + RETRY_DEFERRED)
             self.retry_soon = False
@@ -232,7 +249,7 @@ class Daemon:
             source = key.data
             if source == "fifo":
                 self.fifo.drain()
-            elif source in ("files", "eventd"):
+            elif source in ("files", "eventd", "callbacks"):
                 pass  # the next turn collects what the watcher or the site daemons reported
             elif source == "signal":
                 with contextlib.suppress(BlockingIOError):
@@ -420,6 +437,185 @@ class Daemon:
         # Kept until written: a locked database must not lose what the watcher saw.
         self.unwritten_observations = []
 
+    # -- callbacks ---------------------------------------------------------------------------
+
+    CALLBACK_CHECK = 2.0  # seconds between looks at the callbacks.conf files
+
+    def _reload_callbacks_now_and_then(self) -> None:
+        now = time.monotonic()
+        if now >= self.callback_check_at:
+            self.callback_check_at = now + self.CALLBACK_CHECK
+            self._load_callbacks()
+
+    def _load_callbacks(self) -> None:
+        """Read every callbacks.conf of the callback path; journal the set when it changed.
+        Bad lines and refused files are logged and skipped; the good lines load."""
+        from engine.callback_store import CallbackDef, find_universal, live_universal
+        from engine.callbacks_conf import callback_path, format_trigger, load_callback_dir, to_json
+
+        try:
+            directories = callback_path(
+                self.config.universal_callback_path, os.environ, self.layout.db.parent
+            )
+        except ValueError as exc:
+            self.log(f"error: {exc}; universal callbacks left as they were")
+            return
+        stamps: dict[str, float | None] = {}
+        for directory in directories:
+            conf = directory / "callbacks.conf"
+            try:
+                stamps[str(conf)] = conf.stat().st_mtime
+            except OSError:
+                stamps[str(conf)] = None
+        if stamps == self.callback_confs:
+            return
+        self.callback_confs = stamps
+        from engine.calendar_store import allocate
+
+        with write(self.conn):
+            defs = []
+            for directory in directories:
+                result = load_callback_dir(directory)
+                for diagnostic in result.diagnostics:
+                    self.log(f"error: {diagnostic} (skipped)")
+                for entry in result.entries:
+                    path = str(directory / entry.filename)
+                    text = format_trigger(entry.trigger)
+                    known = find_universal(self.conn, path, text)
+                    defs.append(
+                        CallbackDef(
+                            known if known is not None else allocate(self.conn, "callback"),
+                            "universal",
+                            path,
+                            entry.language,
+                            text,
+                            to_json(entry.trigger),
+                            f"{directory / 'callbacks.conf'}:{entry.line}",
+                        ).payload()
+                    )
+            live = {int(row["id"]) for row in live_universal(self.conn)}
+            if {item["id"] for item in defs} == live:
+                return
+            journal.append(
+                self.conn,
+                time=self.clock.now(),
+                kind=journal.CALLBACKS_LOADED,
+                user=current_user(),
+                payload={"callbacks": defs},
+            )
+        self.log(f"{len(defs)} universal callback(s) from {len(directories)} director(ies)")
+
+    def _start_callbacks(self) -> None:
+        """Hand the pending runs of the outbox to the pool (again after a restart: a run
+        is at least once, and the tick records one result per key)."""
+        from engine.callback_fire import pending_runs
+        from engine.callback_runner import CallbackRequest
+
+        now = self.clock.now()
+        for run in pending_runs(self.conn, after=self.callbacks_seen):
+            self.callbacks_seen = max(self.callbacks_seen, int(run["id"]))
+            if run["key"] in self.callbacks_sent:
+                continue
+            job = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (run["job_id"],)).fetchone()
+            scope = self.conn.execute(
+                "SELECT scope FROM callbacks WHERE id = ?", (run["callback_id"],)
+            ).fetchone()[0]
+            if scope == "job" and job["user"] not in (current_user(), "root"):
+                # A callback runs as the daemon's user: another user's own callback file
+                # would run with rights its owner does not have.
+                self.unwritten_results.append(
+                    (
+                        journal.CALLBACK_FINISHED,
+                        {
+                            "key": run["key"],
+                            "status": "error",
+                            "exit_code": None,
+                            "duration": 0.0,
+                            "output_tail": f"[refused: a --callback of {job['user']} does not "
+                            f"run under a daemon of {current_user()}]",
+                        },
+                        None,
+                    )
+                )
+                self.callbacks_sent.add(run["key"])
+                continue
+            info = {
+                "id": job["id"],
+                "name": job["name"],
+                "status": job["state"],
+                "user": job["user"],
+                "command": job["command"],
+                "exit_code": job["exit_code"],
+                "cwd": job["cwd"],
+            }
+            self.callbacks.submit(
+                CallbackRequest(
+                    key=run["key"],
+                    path=run["path"],
+                    language=run["language"],
+                    job_id=run["job_id"],
+                    work_id=run["work_id"],
+                    trigger=run["trigger"],
+                    transition=run["transition"],
+                    jobinfo=[info],
+                    user=job["user"],
+                    spool_dir=str(self.layout.db.parent / "mail"),
+                ),
+                now,
+            )
+            self.callbacks_sent.add(run["key"])
+
+    def _collect_callbacks(self) -> None:
+        """Results, and the actions callbacks asked for, as journal rows: an action is a
+        request of the job's owner like any other (unblock is a resume, kill a kill)."""
+        for result in self.callbacks.collect(self.clock.now()):
+            self.callbacks_sent.discard(result.key)
+            owner = self.conn.execute(
+                "SELECT j.user FROM callback_runs AS r JOIN jobs AS j ON j.id = r.job_id "
+                "WHERE r.key = ?",
+                (result.key,),
+            ).fetchone()
+            user = owner[0] if owner is not None else current_user()
+            unsupported = []
+            for action in result.actions:
+                kind = {"unblock": journal.RESUME, "kill": journal.KILL}.get(action.action)
+                if kind is None:
+                    unsupported.append(action.action)
+                    continue
+                self.unwritten_results.append((kind, {"user": user}, action.job_id))
+            tail = result.output_tail
+            if result.error:
+                tail = f"{tail}\n[{result.error}]" if tail else f"[{result.error}]"
+            if unsupported:
+                tail += f"\n[not supported yet: {', '.join(unsupported)}]"
+            self.unwritten_results.append(
+                (
+                    journal.CALLBACK_FINISHED,
+                    {
+                        "key": result.key,
+                        "status": result.status,
+                        "exit_code": result.exit_code,
+                        "duration": round(result.duration, 6),
+                        "output_tail": tail[-4096:],
+                    },
+                    None,
+                )
+            )
+        if not self.unwritten_results:
+            return
+        now = self.clock.now()
+        with write(self.conn):
+            for kind, payload, job_id in self.unwritten_results:
+                if kind == journal.CALLBACK_FINISHED:
+                    journal.append(
+                        self.conn, time=now, kind=kind, user=current_user(), payload=payload
+                    )
+                else:
+                    journal.append(
+                        self.conn, time=now, kind=kind, user=payload["user"], job_id=job_id
+                    )
+        self.unwritten_results = []
+
     # -- site event daemons ------------------------------------------------------------------
 
     def _sync_subscriptions(self) -> None:
@@ -534,5 +730,6 @@ class Daemon:
             "         WHERE id > (SELECT journal_cursor FROM tick_state))"
             " + (SELECT count(*) FROM actions WHERE status = 'pending')"
             " + (SELECT count(*) FROM jobs WHERE state = 'RUN')"
+            " + (SELECT count(*) FROM callback_runs WHERE status = 'pending')"
         ).fetchone()[0]
         return busy == 0 and self.next_wakeup() is None

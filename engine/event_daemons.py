@@ -58,6 +58,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from engine.orphans import die_with_parent
+
 MAX_LINE = 4096  # bytes in one line from a child, without its newline
 TYPES = {name.lower(): name for name in ("latched", "pulse", "pulseAll", "exclusive")}
 ACTIONS = ("start", "end", "reject")
@@ -548,6 +550,7 @@ class EventDaemons:
                 bufsize=0,
                 close_fds=True,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
                 env=env,
                 cwd="/",
             )

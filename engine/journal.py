@@ -32,6 +32,8 @@ SYSTEM_CALENDARS = "system_calendars"
 FILE_OBSERVED = "file_observed"
 EVENT_POST = "event_post"  # also written by the CLI/API (tock event start|end|reject)
 EVENT_DAEMON = "event_daemon"
+CALLBACKS_LOADED = "callbacks_loaded"
+CALLBACK_FINISHED = "callback_finished"
 
 KINDS = frozenset(
     {
@@ -53,6 +55,8 @@ KINDS = frozenset(
         FILE_OBSERVED,
         EVENT_POST,
         EVENT_DAEMON,
+        CALLBACKS_LOADED,
+        CALLBACK_FINISHED,
     }
 )
 

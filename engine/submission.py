@@ -39,6 +39,8 @@ class JobSpec:
     calendars: list[dict[str, Any]] = field(default_factory=list)  # anonymous calendars
     file_events: list[dict[str, Any]] = field(default_factory=list)  # FileEventDef payloads
     user_events: list[dict[str, Any]] = field(default_factory=list)  # {"id", "name"}
+    callbacks: list[dict[str, Any]] = field(default_factory=list)  # attachments
+    callback_defs: list[dict[str, Any]] = field(default_factory=list)  # its --callback defs
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,6 +47,9 @@ class TickContext:
             "user, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.now, job_id, run_id, self.journal_id, event, from_state, to_state, user, reason),
         )
+        from engine.callback_fire import fire_for
+
+        fire_for(self, job_id, event, to_state)
 
     def transition(
         self,
