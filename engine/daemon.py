@@ -542,7 +542,9 @@ class Daemon:
             info = {
                 "id": job["id"],
                 "name": job["name"],
-                "status": job["state"],
+                # As the job was when the callback fired (the transition's state), not
+                # as it is now: the run may start later, or after a restart.
+                "status": run["transition"].partition(":")[2] or job["state"],
                 "user": job["user"],
                 "command": job["command"],
                 "exit_code": job["exit_code"],

@@ -1,7 +1,8 @@
 """qb: Tock's side of a Python callback (`import qb`), after Qube's embedded module.
 
 A callback runs in a process of its own, started by engine/callback_runner.py. `qb` answers
-from a snapshot the daemon took when the callback fired, so it needs no database:
+from a snapshot the daemon takes as it starts the run (the job's status is the one the
+firing transition gave it), so it needs no database:
 
 - `jobid()`, `workid()` (None when the trigger names no work item), `trigger()` (the trigger
   text that fired, e.g. 'failed-job-self'), `transition()` (what happened), `user()` (whose
