@@ -85,7 +85,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.callback_lib import qb as protocol
-from engine.orphans import die_with_parent
+from engine.orphans import callback_child
 
 LIB_DIR = str(Path(__file__).resolve().parent / "callback_lib")
 LANGUAGES = ("python", "perl", "shell", "qcb")
@@ -268,7 +268,7 @@ class _Run:
     def __init__(
         self,
         request: CallbackRequest,
-        process: subprocess.Popen[bytes],
+        process: subprocess.Popen[bytes] | None,
         pidfd: int | None,
         out_fd: int,
         act_fd: int,
@@ -276,8 +276,9 @@ class _Run:
         now: float,
     ) -> None:
         self.request = request
+        # Set by the reader thread, which starts the child (under CallbackPool._lock).
         self.process = process
-        self.pid = process.pid
+        self.pid = 0 if process is None else process.pid
         self.pidfd = pidfd
         self.out_fd = out_fd
         self.act_fd = act_fd
@@ -368,7 +369,8 @@ class CallbackPool:
                 finished = run.finished
                 if not finished and now >= run.deadline and run.kill_reason is None:
                     run.kill_reason = "timeout"
-                    _killpg(run.pid)  # its reader sees the exit; a later collect reaps it
+                    if run.pid:  # else its reader kills it as soon as it has started it
+                        _killpg(run.pid)  # its reader sees the exit; a later collect reaps it
             if finished:
                 self._runs.remove(run)
                 results.append(self._result(run))
@@ -399,7 +401,8 @@ class CallbackPool:
         for run in self._runs:
             with self._lock:
                 run.kill_reason = run.kill_reason or "closed"
-                _killpg(run.pid)
+                if run.pid:
+                    _killpg(run.pid)
         stuck = False
         for run in self._runs:
             if run.thread is not None:
@@ -506,7 +509,30 @@ class CallbackPool:
             act_read, act_write = os.pipe2(os.O_CLOEXEC)
             fds += [act_read, act_write]
             env = self._environment(request, act_write, context)
-            started = time.monotonic()
+        except (OSError, ValueError) as exc:
+            _close(*fds)
+            self._fail(request, f"cannot start {argv[0]}: {exc}")
+            return
+        # The reader thread starts the child: a fork and exec cost milliseconds that the
+        # daemon's loop must not spend, and the parent-death signal (engine/orphans.py)
+        # follows the thread that forked, which lives exactly as long as the child.
+        run = _Run(request, None, None, out_read, act_read, time.monotonic(), now)
+        spawn = (argv, env, out_write, act_write, context)
+        run.thread = threading.Thread(
+            target=self._reader, args=(run, spawn), name="tock-callback", daemon=True
+        )
+        try:
+            run.thread.start()
+        except RuntimeError as exc:  # no thread to be had
+            _close(*fds)
+            self._fail(request, f"cannot start its reader: {exc}")
+            return
+        self._runs.append(run)
+
+    def _spawn(self, run: _Run, spawn: tuple[list[str], dict[str, str], int, int, int]) -> bool:
+        """In the reader thread: start the child; False (with the error recorded) if not."""
+        argv, env, out_write, act_write, context = spawn
+        try:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -515,37 +541,34 @@ class CallbackPool:
                 pass_fds=(act_write, context),
                 close_fds=True,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=callback_child,
                 env=env,
-                cwd=os.path.dirname(request.path),
+                cwd=os.path.dirname(run.request.path),
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            _close(*fds)
-            self._fail(request, f"cannot start {argv[0]}: {exc}")
-            return
-        _close(context, out_write, act_write)  # the child's now
+            run.thread_error = f"cannot start {argv[0]}: {exc}"
+            return False
+        finally:
+            _close(context, out_write, act_write)  # the child's now (or nobody's)
         try:
             pidfd: int | None = os.pidfd_open(process.pid)
         except (OSError, AttributeError):
             pidfd = None  # an old kernel: the reader polls instead
-        run = _Run(request, process, pidfd, out_read, act_read, started, now)
-        run.thread = threading.Thread(
-            target=self._reader, args=(run,), name=f"tock-callback-{run.pid}", daemon=True
-        )
-        try:
-            run.thread.start()
-        except RuntimeError as exc:  # no thread to be had: the child cannot be read
+        with self._lock:
+            run.process, run.pid, run.pidfd = process, process.pid, pidfd
+            run.started = time.monotonic()
+            killed = run.kill_reason is not None
+        if killed:  # timed out or closed before it even started
             _killpg(run.pid)
-            run.thread = None
-            self._release(run)
-            self._fail(request, f"cannot start its reader: {exc}")
-            return
-        self._runs.append(run)
+        return True
 
     # -- finishing ------------------------------------------------------------------------
 
     def _release(self, run: _Run) -> int:
         """Reap the child and close its descriptors (its reader has finished)."""
+        if run.process is None:  # it never started (the error says why)
+            _close(run.out_fd, run.act_fd)
+            return 127
         try:
             returncode = run.process.wait(timeout=self.REAP_LIMIT)
         except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): leave it be
@@ -562,10 +585,11 @@ class CallbackPool:
             problems.insert(0, run.thread_error)
         timed_out = run.kill_reason == "timeout" and returncode < 0
         ended = run.ended if run.ended is not None else time.monotonic()
+        started = run.process is not None
         return CallbackResult(
             key=run.request.key,
-            exit_code=returncode if returncode >= 0 else None,
-            signal=-returncode if returncode < 0 else None,
+            exit_code=returncode if returncode >= 0 and started else None,
+            signal=-returncode if returncode < 0 and started else None,
             timed_out=timed_out,
             duration=max(0.0, ended - run.started),
             output_tail=_decode_tail(bytes(run.tail), run.total > len(run.tail)),
@@ -576,15 +600,19 @@ class CallbackPool:
 
     # -- the reader threads ---------------------------------------------------------------
 
-    def _reader(self, run: _Run) -> None:
+    def _reader(self, run: _Run, spawn: tuple[list[str], dict[str, str], int, int, int]) -> None:
         error: str | None = None
         try:
-            self._read_until_exit(run)
+            if not self._spawn(run, spawn):
+                error = run.thread_error
+            else:
+                self._read_until_exit(run)
         except Exception as exc:  # nothing may end the thread unreported
             error = f"reading its output failed: {exc}"
-            _killpg(run.pid)
-            with contextlib.suppress(Exception):
-                self._exited(run, None)
+            if run.pid:
+                _killpg(run.pid)
+                with contextlib.suppress(Exception):
+                    self._exited(run, None)
         with self._lock:
             run.thread_error = error
             if run.ended is None:
