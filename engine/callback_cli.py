@@ -94,7 +94,17 @@ def list_callbacks(ctx: click.Context, show_all: bool, as_json: bool) -> None:
         return
     click.echo(
         table(
-            ["ID", "SCOPE", "TRIGGER", "PATH", "RUNS"],
-            [[str(c["id"]), c["scope"], c["trigger"], c["path"], str(c["runs"])] for c in found],
+            ["ID", "SCOPE", "TRIGGER", "PATH", "RUNS", "RETIRED"],
+            [
+                [
+                    str(c["id"]),
+                    c["scope"],
+                    c["trigger"],
+                    c["path"],
+                    str(c["runs"]),
+                    (c["retired"] or "-")[:19].replace("T", " "),
+                ]
+                for c in found
+            ],
         )
     )

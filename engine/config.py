@@ -98,9 +98,13 @@ def _commands(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _text(value: Any) -> str:
+def _directories(value: Any) -> str:
+    """Comma-separated absolute directories; "" turns universal callbacks off."""
     if not isinstance(value, str):
-        raise ValueError("must be a string")
+        raise ValueError("must be a comma-separated list of absolute directories")
+    for part in (p.strip() for p in value.split(",")):
+        if part and not Path(part).expanduser().is_absolute():
+            raise ValueError(f"names a relative directory '{part}'")
     return value
 
 
@@ -125,7 +129,7 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "file_scan_interval": _positive_seconds,
     "event_daemons": _commands,
     "public_events": _names,
-    "universal_callback_path": _text,
+    "universal_callback_path": _directories,
 }
 
 

@@ -59,6 +59,12 @@ def test_every_key_parses(tmp_path: Path) -> None:
         ("busy_timeout = 0", "key 'busy_timeout' must be a number of seconds greater than 0"),
         ('output_dir = "relative/dir"', "key 'output_dir' must be an absolute path"),
         ("max_running = ", "Invalid value"),
+        (
+            'universal_callback_path = "/srv/cb, cb"',
+            "key 'universal_callback_path' names a relative directory 'cb'",
+        ),
+        ('event_daemons = ["eventd.py"]', "needs an absolute executable path"),
+        ('public_events = ["two words"]', "must be a list of event names"),
     ],
 )
 def test_bad_values_name_key_and_file(tmp_path: Path, text: str, message: str) -> None:
