@@ -64,9 +64,9 @@ from engine.clock import ManualClock
 from engine.conditions import External, Node, format_node
 from engine.condparse import parse_condition
 from engine.config import Config
+from engine.resolver import Resolver
 from engine.rules import (
     Evaluation,
-    Resolver,
     compile_condition,
     evaluate,
     is_repetitive,

@@ -35,99 +35,22 @@ import argparse
 import inspect
 import os
 import platform
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import tock_executable
+from harness import BenchError, DaemonProcess, wait_until
 
 from engine.api import Tock
 from engine.callback_runner import CallbackPool
 from engine.config import Config
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 POOL_SIZE = inspect.signature(CallbackPool).parameters["size"].default  # the daemon's pool
 SHELL_BODY = ': "$QB_JOBID"\n'
 PYTHON_BODY = "import qb\n\nqb.jobid()\n"
-
-
-class BenchError(Exception):
-    """Something other than timing went wrong: the run cannot be trusted."""
-
-
-def wait_until(what: str, check: Callable[[], bool], budget: float, step: float = 0.02) -> None:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > budget:
-            raise BenchError(f"timed out after {budget:.0f} s waiting for {what}")
-        time.sleep(step)
-
-
-class DaemonProcess:
-    """`tock daemon` on `db` with its own tock.toml and log, stopped by SIGTERM."""
-
-    def __init__(self, db: Path, config_text: str) -> None:
-        config = db.with_name("tock.toml")
-        config.write_text(config_text, encoding="utf-8")
-        self.log_path = db.with_name("daemon.log")
-        self.log = self.log_path.open("w", encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCK_")}
-        env["TOCK_CONFIG"] = str(config)
-        self.process = subprocess.Popen(
-            [tock_executable(), "--db", str(db), "daemon"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=self.log,
-        )
-        try:
-            wait_until("the daemon to start", self._ready, 30)
-        except BaseException:
-            self.stop()
-            raise
-
-    def text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8")
-
-    def _ready(self) -> bool:
-        self.alive()
-        return "started on" in self.text()
-
-    def alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = "\n".join(self.text().splitlines()[-20:])
-            raise BenchError(f"the daemon died with status {self.process.returncode}:\n{tail}")
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the daemon's own threads (its children apart)."""
-        with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15
-
-    def errors(self) -> list[str]:
-        return [line for line in self.text().splitlines() if "error" in line.lower()]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-    def __enter__(self) -> DaemonProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @dataclass

@@ -33,9 +33,9 @@ from harness import settle
 from engine import journal
 from engine.conditions import And, JobPred, JobRef, Node, Not, Or, format_node
 from engine.condparse import parse_condition
+from engine.resolver import Resolver
 from engine.rules import (
     Evaluation,
-    Resolver,
     compile_condition,
     evaluate,
     job_facts,

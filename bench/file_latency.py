@@ -35,109 +35,28 @@ import argparse
 import os
 import platform
 import random
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
-from harness import tock_executable
+from harness import CLOCK_TICKS, BenchError, DaemonProcess, wait_until
 
 from engine.api import Tock
 from engine.config import Config
-from engine.file_watch import fs_type, make_plan, parse_mountinfo
+from engine.watch_plan import fs_type, make_plan, parse_mountinfo
 
 P50_TARGET_MS = 50.0
 P99_TARGET_MS = 150.0
 IDLE_TARGET_PERCENT = 1.0
 MAX_RUNNING = 64
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DEFAULT_SCAN_INTERVAL = Config().file_scan_interval
 SCAN_PROBE_INTERVAL = 1.0  # seconds between scans on the restart that measures them
-
-
-class BenchError(Exception):
-    """Something other than timing went wrong: the run cannot be trusted."""
-
-
-def wait_until(what: str, check: Callable[[], bool], budget: float, step: float = 0.002) -> float:
-    """Seconds until `check()` held; BenchError after `budget` seconds."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > budget:
-            raise BenchError(f"timed out after {budget:.0f} s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - started
-
-
-# -- the daemon process and what /proc says about it -------------------------------------
-
-
-class DaemonProcess:
-    """`tock daemon` on `db` with its own tock.toml, stopped by SIGTERM."""
-
-    def __init__(self, db: Path, config_text: str, name: str) -> None:
-        self.db = db
-        self.config = db.with_name(f"{name}.toml")
-        self.config.write_text(config_text, encoding="utf-8")
-        self.log_path = db.with_name(f"{name}.log")
-        self.log = self.log_path.open("w", encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCK_")}
-        env["TOCK_CONFIG"] = str(self.config)
-        command = [tock_executable(), "--db", str(db), "daemon"]
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log
-        )
-        self.pid = self.process.pid
-        try:
-            wait_until("the daemon to start", self._ready, 30, 0.01)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise BenchError(
-                f"the daemon exited with status {self.process.returncode}:\n{self.tail()}"
-            )
-        return "started on" in self.log_path.read_text(encoding="utf-8")
-
-    def alive(self) -> None:
-        if self.process.poll() is not None:
-            raise BenchError(
-                f"the daemon died with status {self.process.returncode}:\n{self.tail()}"
-            )
-
-    def tail(self) -> str:
-        return "\n".join(self.log_path.read_text(encoding="utf-8").splitlines()[-20:])
-
-    def errors(self) -> list[str]:
-        lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        return [line for line in lines if "error" in line or "file watcher" in line]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-    def __enter__(self) -> DaemonProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def cpu_ticks(pid: int) -> int:

@@ -9,9 +9,7 @@ decision about it is still the tick's.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shlex
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +20,7 @@ from engine import journal, wake
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config, load_config
 from engine.errors import TockError
+from engine.inputs import DEFAULT_NAME_LENGTH, check_name, command_line, utf8
 from engine.paths import Layout, layout_for
 from engine.queries import (
     EventInfo,
@@ -35,53 +34,14 @@ from engine.queries import (
     why,
 )
 from engine.store import open_db, translated_errors, write
-from engine.submission import JobSpec, accept_submit
+from engine.submission import JobSpec, accept_external_events, accept_submit
 from engine.users import current_user, may_change, recorded_admins
 
 CATCHUP = ("none", "once", "all")
 if TYPE_CHECKING:
     from engine.calendar_api import CalendarHistoryEntry, CalendarInfo, Instance
 
-DEFAULT_NAME_LENGTH = 60  # LSF: a job's default name is the last 60 characters of its command
-MAX_NAME_LENGTH = 512
 MAX_JOB_ID = 2**63 - 1  # SQLite's largest integer; larger numbers name no job
-
-
-def command_line(command: str | Sequence[str]) -> str:
-    """One argument is a shell command line used verbatim; several are quoted and joined."""
-    if isinstance(command, str):
-        line = command
-    elif len(command) == 1:
-        line = command[0]
-    else:
-        line = shlex.join(command)
-    if not line.strip():
-        raise TockError("the command is empty")
-    return line
-
-
-def utf8(what: str, text: str) -> str:
-    """The database stores text as UTF-8; bytes that are not (from argv) are refused here."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = text[exc.start : exc.end].encode("utf-8", "surrogateescape")
-        raise TockError(
-            f"{what} is not valid UTF-8 (byte {bad!r} at position {exc.start})"
-        ) from None
-    return text
-
-
-def check_name(name: str) -> str:
-    if not name or not name.strip():
-        raise TockError("a job name cannot be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise TockError(f"a job name is at most {MAX_NAME_LENGTH} characters")
-    if any(ch in name for ch in "\n\r\t\0"):
-        raise TockError("a job name cannot hold control characters")
-    if name.endswith("*"):
-        raise TockError(f"job name '{name}': a name cannot end with '*' (the wildcard)")
-    return name
 
 
 class Tock:
@@ -210,7 +170,8 @@ class Tock:
                 nodes: list[dict[str, Any]] = []
                 repetitive, anonymous, file_events, user_events = False, [], [], []
                 if tree is not None:
-                    from engine.rules import Resolver, compile_condition, is_repetitive
+                    from engine.resolver import Resolver
+                    from engine.rules import compile_condition, is_repetitive
 
                     resolver = Resolver(conn, self.user, job_id)
                     nodes = compile_condition(tree, resolver)
@@ -347,8 +308,8 @@ class Tock:
             self._request(journal.MODIFY, job_id, "pending", {"condition": None, "nodes": []})
             return
         from engine.condparse import parse_condition
+        from engine.resolver import Resolver
         from engine.rules import (
-            Resolver,
             compile_condition,
             find_cycle,
             is_repetitive,
@@ -373,14 +334,9 @@ class Tock:
             if cycle is not None:
                 loop = " -> ".join(f"<{j}>" for j in [job_id, *reversed(cycle)])
                 raise TockError(f"Job <{job_id}>: the condition would make a cycle: {loop}")
-            from engine.file_events import FileEventDef, accept_file_event
-            from engine.user_events import accept_user_event
-
-            now = self.clock.now()
-            for fdef in resolver.file_events:
-                accept_file_event(conn, FileEventDef.from_payload(fdef), job["user"], now)
-            for udef in resolver.user_events:
-                accept_user_event(conn, udef, job["user"], now)
+            accept_external_events(
+                conn, resolver.file_events, resolver.user_events, job["user"], self.clock.now()
+            )
             self.warnings = resolver.warnings
             return {
                 "condition": condition.strip(),
@@ -405,56 +361,9 @@ class Tock:
     ) -> None:
         """START, END or REJECT a user event by hand. A new name becomes the poster's; an
         existing one needs its owner, root, an admin, or a name listed in public_events."""
-        from engine.user_events import (
-            ACTIONS,
-            TYPES,
-            accept_user_event,
-            define_user_event,
-            find_user_event,
-            may_post,
-        )
+        from engine.event_api import post
 
-        if action not in ACTIONS:
-            raise TockError(f"{action}: post start, end or reject")
-        utf8("the event name", name)
-        if not name or any(ch.isspace() for ch in name):
-            raise TockError(f"event name '{name}': give one word, without white space")
-        if type is not None and type not in TYPES:
-            raise TockError(f"--type {type}: choose latched, pulse, pulseAll or exclusive")
-        if attribute is not None:
-            utf8("the attribute", attribute)
-            if "\n" in attribute or "\0" in attribute:
-                raise TockError("an attribute is one line of text")
-        with self._guarded():
-            conn = self.conn
-            with write(conn):
-                event = find_user_event(conn, name)
-                payload: dict[str, object] = {
-                    "name": name,
-                    "action": action,
-                    "type": type if action == "start" else None,
-                    "attribute": attribute,
-                    "source": "user",
-                }
-                now = self.clock.now()
-                if event is None:
-                    definition = define_user_event(conn, name)
-                    accept_user_event(conn, definition, self.user, now)
-                    payload["id"] = definition["id"]
-                else:
-                    public = json.loads(
-                        conn.execute("SELECT public_events FROM tick_state").fetchone()[0]
-                    )
-                    if not may_post(self.user, event["owner"], name, recorded_admins(conn), public):
-                        raise TockError(
-                            f"Event <{name}>: it belongs to {event['owner']}; only its owner, "
-                            "root or an administrator may post to it, unless it is listed in "
-                            "public_events"
-                        )
-                journal.append(
-                    conn, time=now, kind=journal.EVENT_POST, user=self.user, payload=payload
-                )
-        self._wake()
+        post(self, name, action, type, attribute)
 
     # -- calendars (engine/calendar_api.py) -----------------------------------------------
 

@@ -16,17 +16,14 @@ from engine import journal
 from engine.calendar_handlers import CALENDAR_HANDLERS
 from engine.calendar_store import CalendarDef, accept_calendar, remove_calendar
 from engine.file_events import (
-    FileEventDef,
-    accept_file_event,
     apply_observations,
     attach_file_events,
     detach_file_events,
     file_event_ids,
 )
-from engine.submission import JobSpec, accept_submit
+from engine.submission import JobSpec, accept_external_events, accept_submit
 from engine.transitions import FINISHED_STATES, PENDING_STATES, Handler, TickContext
 from engine.user_events import (
-    accept_user_event,
     apply_post,
     attach_user_events,
     detach_user_events,
@@ -88,12 +85,9 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     job = _job(ctx, row["job_id"])
     # The API created these identity rows when it accepted the request; a replay must
     # too, even when the modification is then ignored.
-    for fdef in payload.get("file_events", []):
-        owner = job["user"] if job is not None else row["user"]
-        accept_file_event(ctx.conn, FileEventDef.from_payload(fdef), owner, ctx.now)
-    for udef in payload.get("user_events", []):
-        owner = job["user"] if job is not None else row["user"]
-        accept_user_event(ctx.conn, udef, owner, ctx.now, row["id"])
+    owner = job["user"] if job is not None else row["user"]
+    file_events, user_events = payload.get("file_events", []), payload.get("user_events", [])
+    accept_external_events(ctx.conn, file_events, user_events, owner, ctx.now, row["id"])
     if job is None or not _allowed(ctx, row, job):
         return
     if job["state"] not in PENDING_STATES:

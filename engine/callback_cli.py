@@ -27,7 +27,7 @@ def callbacks() -> None:
 def check(ctx: click.Context, directories: tuple[str, ...]) -> None:
     """Validate DIR/callbacks.conf (default: every directory of the callback path); exit 1
     on any error."""
-    from engine.callbacks_conf import callback_path, load_callback_dir
+    from engine.callback_dirs import callback_path, load_callback_dir
     from engine.errors import TockError
 
     if directories:

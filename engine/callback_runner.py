@@ -26,195 +26,41 @@ Every run:
 - Is delivered at least once: the request's idempotency key is carried through untouched,
   and close() drops the runs it kills without results (the daemon runs them again).
 
-What a callback sees (all languages):
-- `QB_JOBID`, `QB_WORKID` (empty when the trigger names no work item), `TOCK_TRIGGER` (the
-  trigger text that fired), `TOCK_TRANSITION`, `TOCK_JOB_STATUS` and `TOCK_JOB_NAME` (from
-  the job's snapshot row, empty if none), `TOCK_JOB_USER`, `TOCK_CALLBACK_KEY`.
-- `TOCK_CALLBACK_CONTEXT`: a path (/dev/fd/N) to read the whole context as JSON: key, path,
-  language, job_id, work_id, trigger, transition, user, jobinfo (the snapshot rows), ...
-- `TOCK_CALLBACK_ACTIONS`: a path (/dev/fd/N, a pipe; the number alone is in
-  `TOCK_CALLBACK_ACTIONS_FD`) to append action lines to, one per line:
-  `unblock|block|kill|retry|fail|complete <job id>` or
-  `retry-work|fail-work|complete-work <job id> <work id>`; and `error <text>`, which sets the
-  result's error. Shell: `echo "unblock $QB_JOBID" >> "$TOCK_CALLBACK_ACTIONS"`. Lines are
-  read as they come, so what a callback posted before failing still counts. A line that is
-  not understood is left out and named in the error; the others stand. More than
-  MAX_ACTION_BYTES of them and none stand (the run is broken).
-
-By language:
-- python (`.py`): `python -I -u` runs a bootstrap that puts engine/callback_lib first on
-  sys.path, so `import qb` is engine/callback_lib/qb.py (see there for the API: jobid,
-  workid, trigger, jobinfo, unblock, kill, retry, ...), the callback's directory next, then
-  `runpy.run_path(path, run_name='__main__')` with `qb` predefined. An exception prints its
-  traceback (without the bootstrap's frames) and exits 1; `sys.exit(n)` exits n. `-I`:
-  PYTHON* variables (PYTHONPATH too) and the user's site-packages do not apply.
-- perl (`.pl`): `perl -e <prelude> -- path`: the prelude defines Qube's `$qb::jobid`
-  (`$qb::workid`, `$qb::trigger`, `$qb::transition`) and `qb::unblock(@ids)`, `qb::block`,
-  `qb::kill`, `qb::retry`, `qb::fail`, `qb::complete`, `qb::retrywork($job, $work)` (also
-  'job:work'), `qb::failwork`, `qb::completework`, which post action lines, then runs the
-  file with `do` (a `die` exits non-zero with its message).
-- shell (`.sh`): `/bin/sh path`.
-- qcb (`.qcb`): Qube action words, blank-separated, `#` to the end of a line a comment, any
-  case: unblock-self block-self fail-self kill-self retry-work-self fail-work-self
-  complete-work-self mail-status. The `-self` words act on the job that fired (the `-work-`
-  ones on its work item). All or nothing: an unknown word, a Qube word Tock does not
-  support, or a work word without a work item makes the run an error with no actions and
-  no mail. `mail-status` mails the job's id, name, status and trigger through
-  `sendmail -t` when the pool's `sendmail` is an executable file, else writes it to
-  `spool_dir/<key>.mail` (a re-run of the same firing replaces its file). It runs in a
-  child like the rest (reading the file or sendmail could block), under the same timeout.
+What a callback sees and how each language is started is engine/callback_interface.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
-import select
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from engine.callback_lib import qb as protocol
+from engine.callback_interface import (
+    MAX_ACTION_BYTES,
+    MAX_ERROR,
+    CallbackRequest,
+    CallbackResult,
+    callback_argv,
+    callback_environment,
+    parse_actions,
+    request_problem,
+    write_context,
+)
+from engine.children import (
+    WakePipe,
+    close_fds,
+    has_exited,
+    killpg,
+    open_pidfd,
+    readable,
+)
 from engine.orphans import callback_child
-
-LIB_DIR = str(Path(__file__).resolve().parent / "callback_lib")
-LANGUAGES = ("python", "perl", "shell", "qcb")
-BOOTSTRAP = "import sys;sys.path.insert(0,sys.argv[1]);import qb;qb._main(sys.argv[2:])"
-MAX_ACTION_BYTES = 64 << 10  # of action lines per run
-MAX_ERROR = 2000  # characters of a result's error
-
-PERL_PRELUDE = r"""
-package qb;
-use strict;
-use warnings;
-our $jobid = $ENV{QB_JOBID};
-our $workid = (defined $ENV{QB_WORKID} && $ENV{QB_WORKID} ne '') ? $ENV{QB_WORKID} : undef;
-our $trigger = $ENV{TOCK_TRIGGER};
-our $transition = $ENV{TOCK_TRANSITION};
-my $actions;
-sub _post {
-    my ($action, $job, $work) = @_;
-    for my $id (grep { defined } $job, $work) {
-        die "qb::$action: '$id' is not an id\n" unless $id =~ /\A[0-9]+\z/;
-    }
-    die "qb::$action: no job id\n" unless defined $job;
-    unless ($actions) {
-        open($actions, '>>&=', $ENV{TOCK_CALLBACK_ACTIONS_FD})
-            or die "qb: cannot post to the scheduler: $!\n";
-    }
-    my $line = defined $work ? "$action $job $work\n" : "$action $job\n";
-    defined syswrite($actions, $line) or die "qb: cannot post to the scheduler: $!\n";
-    return 1;
-}
-sub _jobs {
-    my $action = shift;
-    my @ids = map { ref $_ eq 'ARRAY' ? @$_ : $_ } @_;
-    die "qb::$action: no job id\n" unless @ids;
-    _post($action, $_) for @ids;
-    return 1;
-}
-sub _work {
-    my ($action, $job, $work) = @_;
-    ($job, $work) = split /:/, $job, 2 if !defined $work && defined $job && $job =~ /:/;
-    die "qb::$action: give (job, work) or 'job:work'\n" unless defined $work;
-    return _post($action, $job, $work);
-}
-sub unblock { _jobs('unblock', @_) }
-sub block { _jobs('block', @_) }
-sub kill { _jobs('kill', @_) }
-sub retry { _jobs('retry', @_) }
-sub fail { _jobs('fail', @_) }
-sub complete { _jobs('complete', @_) }
-sub retrywork { _work('retry-work', @_) }
-sub failwork { _work('fail-work', @_) }
-sub completework { _work('complete-work', @_) }
-package main;
-my $qb_path = shift @ARGV;
-$0 = $qb_path;
-die "$qb_path: cannot read: $!\n" unless -f $qb_path && -r _;
-do $qb_path;
-die $@ if $@;
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackRequest:
-    key: str  # idempotency key, opaque here
-    path: str  # absolute path of the callback file
-    language: str  # 'python' | 'perl' | 'shell' | 'qcb'
-    job_id: int
-    work_id: int | None
-    trigger: str  # the trigger text that fired, e.g. 'failed-job-self'
-    transition: str
-    jobinfo: list[dict[str, Any]]  # snapshot rows for qb.jobinfo (id name status user ...)
-    timeout: float = 60.0
-    user: str = ""  # whose job (for the environment; dropping privileges is not ours)
-    spool_dir: str = ""  # where mail-status writes when there is no MTA: a file a message
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackAction:
-    """What a callback asked for; it goes back through the journal."""
-
-    action: str  # a key of qb.ACTIONS: 'unblock', 'retry-work', ...
-    job_id: int
-    work_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackResult:
-    key: str
-    exit_code: int | None  # None when killed by a signal or at its timeout
-    signal: int | None
-    timed_out: bool
-    duration: float  # seconds from its start to its exit
-    output_tail: str  # the last output_cap bytes of stdout+stderr, decoded with replacement
-    output_bytes: int  # how much it printed in all
-    actions: list[CallbackAction]
-    error: str | None  # could not start, unknown qcb word, bad action lines, ...
-
-    @property
-    def status(self) -> str:
-        """As callback_runs.status: 'timeout', 'error', 'done' (exit 0) or 'failed'."""
-        if self.timed_out:
-            return "timeout"
-        if self.error is not None:
-            return "error"
-        return "done" if self.exit_code == 0 else "failed"
-
-
-def _readable(fds: list[int], timeout: float | None) -> list[int]:
-    """The descriptors readable (or at their end) within `timeout` seconds; poll(), not
-    select(), for descriptor numbers above 1024."""
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    wait = None if timeout is None else max(0, math.ceil(timeout * 1000))
-    return [fd for fd, _ in poller.poll(wait)]
-
-
-def _killpg(pid: int) -> None:
-    """SIGKILL a run's process group. Only ever called before the run is reaped: its pid,
-    the group's id, cannot have been reused."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _close(*fds: int | None) -> None:
-    for fd in fds:
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def _decode_tail(tail: bytes, truncated: bool) -> str:
@@ -224,42 +70,6 @@ def _decode_tail(tail: bytes, truncated: bool) -> str:
             skip += 1
         tail = tail[skip:]
     return tail.decode("utf-8", errors="replace")
-
-
-def _self_row(request: CallbackRequest) -> dict[str, Any]:
-    for row in request.jobinfo:
-        if isinstance(row, dict) and str(row.get("id")) == str(request.job_id):
-            return row
-    return {}
-
-
-def parse_actions(data: bytes, overflow: bool) -> tuple[list[CallbackAction], list[str]]:
-    """The action lines a run posted, and what is wrong with them (`error` lines too)."""
-    problems: list[str] = []
-    if overflow:
-        return [], [f"more than {MAX_ACTION_BYTES} bytes of action lines: none applied"]
-    actions: list[CallbackAction] = []
-    lines = data.split(b"\n")
-    for number, raw in enumerate(lines, 1):
-        try:
-            line = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            problems.append(f"action line {number}: not UTF-8")
-            continue
-        if not line:
-            continue
-        verb, _, rest = line.partition(" ")
-        if verb.lower() == protocol.ERROR:
-            problems.append(rest.strip() or "error")
-            continue
-        try:
-            action, job, work = protocol.parse_action(line)
-        except ValueError as exc:
-            shown = line if len(line) <= 80 else line[:80] + "..."
-            problems.append(f"action line {number} ignored: {exc}: {shown!r}")
-            continue
-        actions.append(CallbackAction(action, job, work))
-    return actions, problems
 
 
 class _Run:
@@ -333,7 +143,7 @@ class CallbackPool:
         self._runs: list[_Run] = []
         self._done: list[CallbackResult] = []  # results that need no reaping (start errors)
         self._lock = threading.Lock()
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake = WakePipe()
         self._closed = False
 
     def __enter__(self) -> CallbackPool:
@@ -346,7 +156,7 @@ class CallbackPool:
 
     def fileno(self) -> int:
         """Readable when a result is ready for collect()."""
-        return self._read
+        return self._wake.fileno()
 
     def submit(self, request: CallbackRequest, now: float) -> None:
         """Queue a run; it starts at once if a slot is free. Never waits on the child."""
@@ -355,14 +165,14 @@ class CallbackPool:
         self._queue.append(request)
         self._start_queued(now)
         if self._done:
-            self._poke()
+            self._wake.poke()
 
     def collect(self, now: float) -> list[CallbackResult]:
         """The runs finished since the last call (and the ones that could not start); kill
         the runs past their timeout; start queued runs in the free slots."""
         if self._closed:
             return []
-        self._drain()
+        self._wake.drain()
         results, self._done = self._done, []
         for run in list(self._runs):
             with self._lock:
@@ -370,7 +180,7 @@ class CallbackPool:
                 if not finished and now >= run.deadline and run.kill_reason is None:
                     run.kill_reason = "timeout"
                     if run.pid:  # else its reader kills it as soon as it has started it
-                        _killpg(run.pid)  # its reader sees the exit; a later collect reaps it
+                        killpg(run.pid)  # its reader sees the exit; a later collect reaps it
             if finished:
                 self._runs.remove(run)
                 results.append(self._result(run))
@@ -402,7 +212,7 @@ class CallbackPool:
             with self._lock:
                 run.kill_reason = run.kill_reason or "closed"
                 if run.pid:
-                    _killpg(run.pid)
+                    killpg(run.pid)
         stuck = False
         for run in self._runs:
             if run.thread is not None:
@@ -414,7 +224,7 @@ class CallbackPool:
         self._runs.clear()
         self._done.clear()
         if not stuck:
-            _close(self._read, self._write)
+            self._wake.close()
 
     # -- starting -------------------------------------------------------------------------
 
@@ -427,90 +237,23 @@ class CallbackPool:
             CallbackResult(request.key, None, None, False, 0.0, "", 0, [], error[:MAX_ERROR])
         )
 
-    def _argv(self, request: CallbackRequest) -> list[str]:
-        if request.language in ("python", "qcb"):
-            bootstrap = [self.python, "-I", "-u", "-c", BOOTSTRAP, LIB_DIR]
-            return [*bootstrap, request.language, request.path]
-        if request.language == "perl":
-            return [self.perl, "-e", PERL_PRELUDE, "--", request.path]
-        return [self.shell, request.path]
-
-    def _context(self, request: CallbackRequest) -> int:
-        """The context as JSON in an anonymous file (memfd), positioned at its start."""
-        context = {
-            "key": request.key,
-            "path": request.path,
-            "language": request.language,
-            "job_id": request.job_id,
-            "work_id": request.work_id,
-            "trigger": request.trigger,
-            "transition": request.transition,
-            "user": request.user,
-            "jobinfo": request.jobinfo,
-            "timeout": request.timeout,
-            "spool_dir": request.spool_dir,
-            "sendmail": self.sendmail,
-        }
-        data = json.dumps(context, default=str).encode()
-        try:
-            fd = os.memfd_create("tock-callback-context", os.MFD_CLOEXEC)
-        except (AttributeError, OSError):  # no memfd: an unlinked temporary file
-            with tempfile.TemporaryFile() as stream:
-                fd = os.dup(stream.fileno())
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.lseek(fd, 0, os.SEEK_SET)
-        except OSError:
-            os.close(fd)
-            raise
-        return fd
-
-    def _environment(self, request: CallbackRequest, actions: int, context: int) -> dict[str, str]:
-        env = dict(os.environ if self.env is None else self.env)
-        row = _self_row(request)
-        env.update(
-            QB_JOBID=str(request.job_id),
-            QB_WORKID="" if request.work_id is None else str(request.work_id),
-            TOCK_TRIGGER=request.trigger,
-            TOCK_TRANSITION=request.transition,
-            TOCK_JOB_STATUS=str(row.get("status") or ""),
-            TOCK_JOB_NAME=str(row.get("name") or ""),
-            TOCK_JOB_USER=request.user,
-            TOCK_CALLBACK_KEY=request.key,
-            TOCK_CALLBACK_ACTIONS=f"/dev/fd/{actions}",
-            TOCK_CALLBACK_ACTIONS_FD=str(actions),
-            TOCK_CALLBACK_CONTEXT=f"/dev/fd/{context}",
-        )
-        return env
-
-    def _problem(self, request: CallbackRequest) -> str | None:
-        if request.language not in LANGUAGES:
-            return f"unknown language {request.language!r} (one of {', '.join(LANGUAGES)})"
-        if not os.path.isabs(request.path):
-            return f"{request.path}: not an absolute path"
-        if not 0 < request.timeout < math.inf:
-            return f"timeout {request.timeout!r}: must be a positive number of seconds"
-        return None
-
     def _start(self, request: CallbackRequest, now: float) -> None:
-        problem = self._problem(request)
+        problem = request_problem(request)
         if problem is not None:
             self._fail(request, problem)
             return
-        argv = self._argv(request)
+        argv = callback_argv(request, self.python, self.perl, self.shell)
         fds: list[int] = []
         try:
-            context = self._context(request)
+            context = write_context(request, self.sendmail)
             fds.append(context)
             out_read, out_write = os.pipe2(os.O_CLOEXEC)
             fds += [out_read, out_write]
             act_read, act_write = os.pipe2(os.O_CLOEXEC)
             fds += [act_read, act_write]
-            env = self._environment(request, act_write, context)
+            env = callback_environment(self.env, request, act_write, context)
         except (OSError, ValueError) as exc:
-            _close(*fds)
+            close_fds(*fds)
             self._fail(request, f"cannot start {argv[0]}: {exc}")
             return
         # The reader thread starts the child: a fork and exec cost milliseconds that the
@@ -524,7 +267,7 @@ class CallbackPool:
         try:
             run.thread.start()
         except RuntimeError as exc:  # no thread to be had
-            _close(*fds)
+            close_fds(*fds)
             self._fail(request, f"cannot start its reader: {exc}")
             return
         self._runs.append(run)
@@ -549,17 +292,14 @@ class CallbackPool:
             run.thread_error = f"cannot start {argv[0]}: {exc}"
             return False
         finally:
-            _close(context, out_write, act_write)  # the child's now (or nobody's)
-        try:
-            pidfd: int | None = os.pidfd_open(process.pid)
-        except (OSError, AttributeError):
-            pidfd = None  # an old kernel: the reader polls instead
+            close_fds(context, out_write, act_write)  # the child's now (or nobody's)
+        pidfd = open_pidfd(process.pid)
         with self._lock:
             run.process, run.pid, run.pidfd = process, process.pid, pidfd
             run.started = time.monotonic()
             killed = run.kill_reason is not None
         if killed:  # timed out or closed before it even started
-            _killpg(run.pid)
+            killpg(run.pid)
         return True
 
     # -- finishing ------------------------------------------------------------------------
@@ -567,13 +307,13 @@ class CallbackPool:
     def _release(self, run: _Run) -> int:
         """Reap the child and close its descriptors (its reader has finished)."""
         if run.process is None:  # it never started (the error says why)
-            _close(run.out_fd, run.act_fd)
+            close_fds(run.out_fd, run.act_fd)
             return 127
         try:
             returncode = run.process.wait(timeout=self.REAP_LIMIT)
         except subprocess.TimeoutExpired:  # unkillable (stuck in the kernel): leave it be
             returncode = -signal.SIGKILL
-        _close(run.out_fd, run.act_fd, run.pidfd)
+        close_fds(run.out_fd, run.act_fd, run.pidfd)
         return returncode
 
     def _result(self, run: _Run) -> CallbackResult:
@@ -610,7 +350,7 @@ class CallbackPool:
         except Exception as exc:  # nothing may end the thread unreported
             error = f"reading its output failed: {exc}"
             if run.pid:
-                _killpg(run.pid)
+                killpg(run.pid)
                 with contextlib.suppress(Exception):
                     self._exited(run, None)
         with self._lock:
@@ -618,7 +358,7 @@ class CallbackPool:
             if run.ended is None:
                 run.ended = time.monotonic()
             run.finished = True
-        self._poke()
+        self._wake.poke()
 
     def _read_until_exit(self, run: _Run) -> None:
         open_fds = {run.out_fd, run.act_fd}
@@ -626,7 +366,7 @@ class CallbackPool:
             watched = sorted(open_fds)
             if run.pidfd is not None:
                 watched.append(run.pidfd)
-            ready = _readable(watched, None if run.pidfd is not None else self.POLL)
+            ready = readable(watched, None if run.pidfd is not None else self.POLL)
             for fd in ready:
                 if fd != run.pidfd and not self._take(run, fd):
                     open_fds.discard(fd)
@@ -637,10 +377,10 @@ class CallbackPool:
         run.ended = time.monotonic()
         # Exited: kill what is left of its group, then read what it wrote until EOF (which
         # never comes if something outside the group holds a pipe).
-        _killpg(run.pid)
+        killpg(run.pid)
         deadline = time.monotonic() + self.DRAIN_LIMIT
         while open_fds and (left := deadline - time.monotonic()) > 0:
-            ready = _readable(sorted(open_fds), left)
+            ready = readable(sorted(open_fds), left)
             if not ready:
                 break
             for fd in ready:
@@ -670,31 +410,8 @@ class CallbackPool:
             with self._lock:
                 if run.kill_reason is None:
                     run.kill_reason = "output"
-                    _killpg(run.pid)
+                    killpg(run.pid)
         return True
 
     def _exited(self, run: _Run, timeout: float | None) -> bool:
-        """Whether the child has exited (it is left unreaped), waiting up to `timeout`."""
-        if run.pidfd is not None:
-            return bool(_readable([run.pidfd], timeout))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-                    return True
-            except ChildProcessError:
-                return True
-            left = self.POLL if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(self.POLL, left))
-
-    def _poke(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):  # a full pipe holds a wake-up
-            os.write(self._write, b"!")
-
-    def _drain(self) -> None:
-        # Drained before the runs are looked at: a run finished after this leaves its byte.
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._read, 4096):
-                pass
+        return has_exited(run.pid, run.pidfd, timeout, self.POLL)

@@ -213,7 +213,8 @@ def attachments_for(
     from pathlib import Path
 
     from engine.calendar_store import allocate
-    from engine.callbacks_conf import LANGUAGES, check_callback_file, parse_trigger, to_json
+    from engine.callback_dirs import check_callback_file
+    from engine.callbacks_conf import LANGUAGES, parse_trigger, to_json
     from engine.errors import TockError
 
     resolve = _resolver(conn, job_id, user, env)

@@ -1,6 +1,6 @@
 """Callback triggers and callbacks.conf, Qube's universal callbacks: parsed with textX into
-trees, printed back canonically, stored as JSON, and loaded from the callback directories
-with the security checks a file that runs as the daemon's user needs.
+trees, printed back canonically, stored as JSON. Finding and loading the callback
+directories is engine/callback_dirs.py.
 
 A trigger is event terms `name-type-context[-extra]` joined by `&&` and `||` (`&&` binds
 tighter) with parentheses. The decisions Qube leaves open:
@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from engine.errors import Diagnostic
@@ -56,8 +54,6 @@ NAMES = (
 )
 TYPES = ("job", "work")
 LANGUAGES = {".py": "python", ".pl": "perl", ".qcb": "qcb", ".sh": "shell"}
-CONF_NAME = "callbacks.conf"
-PATH_ENV = "TOCK_CALLBACK_PATH"
 
 # Qube words Tock does not model, with the reason, so a Qube user learns why.
 _UNSUPPORTED_NAMES = {
@@ -370,7 +366,7 @@ def _line_entry(reader: _Reader, line: int) -> CallbackEntry | None:
     return CallbackEntry(filename, language, tree, format_trigger(tree), line, col)
 
 
-def _filename_problem(filename: str) -> str | None:
+def filename_problem(filename: str) -> str | None:
     if "/" in filename:
         return f"'{filename}' is not a plain file name: a callback file is named without '/'"
     if filename.startswith("."):
@@ -382,7 +378,7 @@ def _filename_problem(filename: str) -> str | None:
 
 def _check_filename(reader: _Reader, filename: str, offset: int) -> str | None:
     """The language, or None after a diagnostic."""
-    problem = _filename_problem(filename)
+    problem = filename_problem(filename)
     if problem is not None:
         reader.refuse(offset, problem)
         return None
@@ -483,172 +479,3 @@ def _leaves(node: TrigNode) -> Iterator[Trigger]:
 def triggers(node: TrigNode) -> list[Trigger]:
     """The event terms, left to right (a term written twice is listed twice)."""
     return list(_leaves(node))
-
-
-# --- the callback directories ------------------------------------------------------
-
-
-def callback_path(config_value: str | None, env: Mapping[str, str], state_dir: Path) -> list[Path]:
-    """The callback directories, in order.
-
-    A non-empty `$TOCK_CALLBACK_PATH` wins over the configured `universal_callback_path`,
-    as Tock's other environment variables win over tock.toml; with neither, the one
-    directory `<state dir>/callback`. A list is comma-separated; empty parts are ignored,
-    so a configured "" turns universal callbacks off, and a directory named twice counts
-    once. A relative directory is a ValueError: it would depend on where the daemon was
-    started.
-    """
-    value, origin = env.get(PATH_ENV), PATH_ENV
-    if not value:
-        value, origin = config_value, "universal_callback_path"
-    if value is None:
-        return [state_dir / "callback"]
-    found: list[Path] = []
-    for part in value.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        directory = Path(part).expanduser()
-        if not directory.is_absolute():
-            raise ValueError(f"{origin}: '{part}' is not an absolute directory")
-        if directory not in found:
-            found.append(directory)
-    return found
-
-
-def _ancestors(directory: str) -> Iterator[str]:
-    while True:
-        yield directory
-        up = os.path.dirname(directory)
-        if up == directory:
-            return
-        directory = up
-
-
-def _refusal(path: str, st: os.stat_result, uid: int, what: str) -> str | None:
-    if st.st_mode & 0o022:
-        mode = stat.S_IMODE(st.st_mode)
-        return f"{path}: {what}writable by group or others (mode {mode:04o})"
-    if st.st_uid not in (uid, 0):
-        return f"{path}: {what}owned by uid {st.st_uid}, neither the daemon's user nor root"
-    return None
-
-
-def _check_directory(directory: Path, uid: int) -> str | None:
-    """Why files in `directory` must not be trusted, or None.
-
-    The directory itself may not be writable by group or others, even if sticky: whoever
-    can add a file there can supply a missing callbacks.conf. Above it, a sticky directory
-    such as /tmp may be (its entries can be renamed by their owners only), but no other:
-    whoever can rename an entry above can replace the directory. Checked both as written
-    and with symlinks resolved. Permission bits only; ACLs are not read.
-    """
-    written = os.path.normpath(str(directory))
-    if not os.path.isabs(written):
-        return f"{written}: not an absolute path"
-    try:
-        st = os.stat(written)
-        real = os.path.realpath(written)
-    except (OSError, ValueError) as exc:
-        return f"{written}: {getattr(exc, 'strerror', None) or exc}"
-    if not stat.S_ISDIR(st.st_mode):
-        return f"{written}: not a directory"
-    refusal = _refusal(written, st, uid, "")
-    if refusal is not None:
-        return refusal
-    seen = {written, real}
-    for start in (os.path.dirname(written), os.path.dirname(real)):
-        for above in _ancestors(start):
-            if above in seen:
-                continue
-            seen.add(above)
-            try:
-                ast = os.stat(above)
-            except OSError as exc:
-                return f"{above}: {exc.strerror}"
-            if ast.st_mode & 0o022 and ast.st_mode & stat.S_ISVTX:
-                continue
-            refusal = _refusal(written, ast, uid, f"directory {above} is ")
-            if refusal is not None:
-                return refusal
-    return None
-
-
-def _check_file(path: str, uid: int) -> str | None:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError) as exc:
-        return f"{path}: {getattr(exc, 'strerror', None) or exc}"
-    if not stat.S_ISREG(st.st_mode):
-        return f"{path}: not a regular file"
-    refusal = _refusal(path, st, uid, "")
-    if refusal is not None:
-        return refusal
-    if not os.access(path, os.R_OK):
-        return f"{path}: not readable"
-    return None
-
-
-def check_callback_file(directory: Path, filename: str, *, uid: int | None = None) -> str | None:
-    """Why `directory/filename` must not run as a callback, or None if it may.
-
-    The file must be a regular file that neither the group nor others may write, owned by
-    `uid` (the daemon's user: the current effective uid unless given) or root, and so must
-    its directory and those above it (see _check_directory). Callbacks run through their
-    interpreter (or are read, for .qcb), so the file need not be executable.
-    """
-    owner = os.geteuid() if uid is None else uid
-    problem = _filename_problem(filename)
-    if problem is not None:
-        return problem
-    refusal = _check_directory(directory, owner)
-    if refusal is not None:
-        return refusal
-    path = os.path.join(os.path.normpath(str(directory)), filename)
-    refusal = _check_file(path, owner)
-    if refusal is not None:
-        return refusal
-    real = os.path.realpath(path)
-    if os.path.dirname(real) != os.path.realpath(directory):  # a symlink out of it
-        return _check_directory(Path(os.path.dirname(real)), owner)
-    return None
-
-
-def load_callback_dir(directory: Path, *, uid: int | None = None) -> ConfResult:
-    """The callbacks of one directory, each file checked as check_callback_file does.
-
-    No directory or no callbacks.conf is no callbacks and no diagnostic (the default
-    directory usually does not exist). A directory or callbacks.conf that fails the
-    security check (the daemon would run what it names), or a file that cannot be read, is
-    one diagnostic at line 1 col 1 and no entries. A line whose file is refused is skipped
-    with a diagnostic at its file name.
-    """
-    owner = os.geteuid() if uid is None else uid
-    conf = directory / CONF_NAME
-    source = str(conf)
-    if not os.path.lexists(directory):
-        return ConfResult()
-    if not os.path.isdir(directory):
-        return ConfResult([], [Diagnostic(source, 1, 1, f"{directory}: not a directory")])
-    if not os.path.lexists(conf):
-        return ConfResult()
-    refusal = check_callback_file(directory, CONF_NAME, uid=owner)
-    if refusal is not None:
-        return ConfResult([], [Diagnostic(source, 1, 1, f"refused: {refusal}")])
-    try:
-        text = conf.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return ConfResult([], [Diagnostic(source, 1, 1, f"not UTF-8 ({exc.reason})")])
-    except OSError as exc:
-        return ConfResult([], [Diagnostic(source, 1, 1, exc.strerror or str(exc))])
-    parsed = parse_callbacks_conf(text, source)
-    entries: list[CallbackEntry] = []
-    diagnostics = list(parsed.diagnostics)
-    for entry in parsed.entries:
-        refusal = check_callback_file(directory, entry.filename, uid=owner)
-        if refusal is None:
-            entries.append(entry)
-        else:
-            diagnostics.append(Diagnostic(source, entry.line, entry.col, f"refused: {refusal}"))
-    diagnostics.sort(key=lambda d: (d.line, d.col))
-    return ConfResult(entries, diagnostics)

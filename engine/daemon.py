@@ -23,7 +23,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from engine import journal
 from engine.clock import SYSTEM_CLOCK, Clock
@@ -40,6 +40,17 @@ from engine.wake import WakeFifo
 
 RETRY_AFTER_ERROR = 1.0
 RETRY_DEFERRED = 0.5  # seconds before work deferred by a passing failure is tried again
+
+
+class Edge(Protocol):
+    """An input from outside the journal's writers (engine/edge_*.py)."""
+
+    def fileno(self) -> int: ...
+    def next_due(self, now: float) -> float | None: ...
+    def start(self, pending: journal.PendingRows) -> None: ...
+    def collect(self, pending: journal.PendingRows) -> None: ...
+    def sync(self, pending: journal.PendingRows) -> bool: ...
+    def close(self) -> None: ...
 
 
 class DaemonLock:
@@ -121,32 +132,20 @@ class Daemon:
             number: signal.signal(number, self._on_signal)
             for number in (signal.SIGTERM, signal.SIGINT)
         }
-        from engine.file_watch import FileMonitor
+        from engine.edge_callbacks import CallbackEdge
+        from engine.edge_events import SiteDaemonEdge
+        from engine.edge_files import FileEdge
 
-        self.files = FileMonitor(
-            poll_prefixes=self.config.file_poll_paths,
-            poll_interval=self.config.file_poll_interval,
-            scan_interval=self.config.file_scan_interval,
-        )
-        self.file_generation: int | None = None
-        # What the watcher and the site daemons reported, kept until it is in the journal.
-        self.unwritten_observations: list[dict[str, Any]] = []
-        self.unwritten_posts: list[dict[str, Any]] = []
-        from engine.event_daemons import EventDaemons
-
-        self.eventd = EventDaemons(self.config.event_daemons)
-        self.user_generation: int | None = None
-        self.selector.register(self.eventd.fileno(), selectors.EVENT_READ, "eventd")
-        from engine.callback_runner import CallbackPool
-
-        self.callbacks = CallbackPool()
-        self.callbacks_sent: set[str] = set()  # keys in the pool, until their result is written
-        self.callbacks_seen = 0  # the highest callback_runs.id handed to the pool
-        self.unwritten_results: list[tuple[str, dict[str, Any], int | None]] = []
-        self.callback_confs: dict[str, float | None] = {}  # callbacks.conf -> mtime loaded
-        self.callback_check_at = 0.0  # monotonic time of the next look at them
-        self.selector.register(self.callbacks.fileno(), selectors.EVENT_READ, "callbacks")
-        self.selector.register(self.files.fileno(), selectors.EVENT_READ, "files")
+        # The inputs from outside besides requests and wrappers: each wakes select() through
+        # its fileno(), reports rows into `pending`, and follows the tick's state in sync().
+        self.pending = journal.PendingRows()
+        self.edges: list[Edge] = [
+            FileEdge(self.conn, self.clock, self.config, self.log),
+            SiteDaemonEdge(self.conn, self.clock, self.config, self.log),
+            CallbackEdge(self.conn, self.clock, self.config, self.layout, self.log),
+        ]
+        for edge in self.edges:
+            self.selector.register(edge.fileno(), selectors.EVENT_READ, "edge")
         self.selector.register(self.fifo.fd, selectors.EVENT_READ, "fifo")
         self.selector.register(self.signal_read, selectors.EVENT_READ, "signal")
         self.launcher: Launcher | None = None
@@ -159,9 +158,8 @@ class Daemon:
             watch.close()
         if self.launcher is not None:
             self.launcher.close()
-        self.files.close()
-        self.eventd.close()
-        self.callbacks.close()
+        for edge in self.edges:
+            edge.close()
         self.selector.close()
         signal.set_wakeup_fd(self._previous_wakeup)
         for number, handler in self._previous_handlers.items():
@@ -183,8 +181,8 @@ class Daemon:
                     if not recorded:
                         self._record_start()
                         self._load_system_calendars()
-                        self.eventd.start(self.clock.now())
-                        self._load_callbacks()
+                        for edge in self.edges:
+                            edge.start(self.pending)
                         requeue_unclaimed(self.conn)  # a previous daemon's starts may be lost
                         recorded = True
                         self.log(
@@ -210,32 +208,27 @@ class Daemon:
             deferred = 0
             # Dispatching and watching may write rows themselves (run_lost, dispatch_failed):
             # tick again until nothing new is left, so they are not left waiting for input.
-            self._reload_callbacks_now_and_then()
             while True:
-                self._observe_files()
-                self._read_event_daemons()
-                self._collect_callbacks()
+                for edge in self.edges:
+                    edge.collect(self.pending)
+                self.pending.flush(self.conn)
                 result = run_until_caught_up(self.conn)
                 if result.errors:
                     self.log(
                         f"{result.errors} journal row(s) could not be applied; see tick_errors"
                     )
                 deferred = self.dispatcher.run_pending()
-                self._start_callbacks()
                 self._watch_running()
-                targets_changed = self._sync_file_targets()
-                self._sync_subscriptions()
-                if journal.pending_count(self.conn) == 0 and not targets_changed:
+                changed = [edge.sync(self.pending) for edge in self.edges]
+                if not (journal.pending_count(self.conn) or any(changed) or self.pending.rows):
                     break
             if exit_when_idle and self.idle():
                 return True
             wakeup = self.next_wakeup()
         now = self.clock.now()
         due = [wakeup] if wakeup is not None else []
-        edges = (self.files.next_due(), self.eventd.next_due(), self.callbacks.next_due())
+        edges = [edge.next_due(now) for edge in self.edges]
         due.extend(t for t in edges if t is not None)
-        if self.callback_confs and any(stamp is not None for stamp in self.callback_confs.values()):
-            due.append(now + self.CALLBACK_CHECK)  # a callbacks.conf exists: watch it change
         if deferred or self.retry_soon:
             due.append(now + RETRY_DEFERRED)
             self.retry_soon = False
@@ -249,8 +242,8 @@ class Daemon:
             source = key.data
             if source == "fifo":
                 self.fifo.drain()
-            elif source in ("files", "eventd", "callbacks"):
-                pass  # the next turn collects what the watcher or the site daemons reported
+            elif source == "edge":
+                pass  # the next turn collects what it reported
             elif source == "signal":
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self.signal_read, 4096):
@@ -371,307 +364,6 @@ class Daemon:
         for run_id, pid in sorted(self.ended):
             wrapper_ended(self.conn, self.clock.now(), current_user(), run_id, pid)
             self.ended.discard((run_id, pid))
-
-    # -- file events ------------------------------------------------------------------------
-
-    def _sync_file_targets(self) -> bool:
-        """Give the watcher the paths live file events read, when the tick changed them.
-        True when it did (their first stat is then due)."""
-        generation = int(self.conn.execute("SELECT file_generation FROM tick_state").fetchone()[0])
-        if generation == self.file_generation:
-            return False
-        self.file_generation = generation
-        targets = [
-            row[0]
-            for row in self.conn.execute(
-                "SELECT DISTINCT p.path FROM file_event_paths AS p JOIN file_events AS f "
-                "ON f.event_id = p.event_id WHERE f.removed IS NULL"
-            )
-        ]
-        self.files.set_targets(targets, self.clock.now())
-        return True
-
-    def _observe_files(self) -> None:
-        """Stat what may have changed and journal what did: the tick never reads the file
-        system, so a replay needs none."""
-        now = self.clock.now()
-        stats = self.files.collect(now)
-        for error in self.files.errors():
-            self.log(f"file watcher: {error}; polling every file event path until it restarts")
-        if not stats and not self.unwritten_observations:
-            return
-        known: dict[str, tuple[bool, int, float, int]] = {}
-        paths = sorted(stats)
-        for start in range(0, len(paths), 500):
-            chunk = paths[start : start + 500]
-            rows = self.conn.execute(
-                "SELECT path, present, size, mtime, inode FROM file_paths "
-                f"WHERE path IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            known.update((row[0], (bool(row[1]), row[2], row[3], row[4])) for row in rows)
-        changes = self.unwritten_observations
-        for path in paths:
-            stat = stats[path]
-            seen = (True, stat.size, stat.mtime, stat.inode) if stat.exists else (False, 0, 0.0, 0)
-            if known.get(path) != seen:
-                changes.append(
-                    {
-                        "path": path,
-                        "exists": seen[0],
-                        "size": seen[1],
-                        "mtime": seen[2],
-                        "inode": seen[3],
-                    }
-                )
-        if not changes:
-            return
-        with write(self.conn):
-            journal.append(
-                self.conn,
-                time=now,
-                kind=journal.FILE_OBSERVED,
-                user=current_user(),
-                payload={"observations": changes},
-            )
-        # Kept until written: a locked database must not lose what the watcher saw.
-        self.unwritten_observations = []
-
-    # -- callbacks ---------------------------------------------------------------------------
-
-    CALLBACK_CHECK = 2.0  # seconds between looks at the callbacks.conf files
-
-    def _reload_callbacks_now_and_then(self) -> None:
-        now = time.monotonic()
-        if now >= self.callback_check_at:
-            self.callback_check_at = now + self.CALLBACK_CHECK
-            self._load_callbacks()
-
-    def _load_callbacks(self) -> None:
-        """Read every callbacks.conf of the callback path; journal the set when it changed.
-        Bad lines and refused files are logged and skipped; the good lines load."""
-        from engine.callback_store import CallbackDef, find_universal, live_universal
-        from engine.callbacks_conf import callback_path, format_trigger, load_callback_dir, to_json
-
-        try:
-            directories = callback_path(
-                self.config.universal_callback_path, os.environ, self.layout.db.parent
-            )
-        except ValueError as exc:
-            self.log(f"error: {exc}; universal callbacks left as they were")
-            return
-        stamps: dict[str, float | None] = {}
-        for directory in directories:
-            conf = directory / "callbacks.conf"
-            try:
-                stamps[str(conf)] = conf.stat().st_mtime
-            except OSError:
-                stamps[str(conf)] = None
-        if stamps == self.callback_confs:
-            return
-        self.callback_confs = stamps
-        from engine.calendar_store import allocate
-
-        with write(self.conn):
-            defs = []
-            for directory in directories:
-                result = load_callback_dir(directory)
-                for diagnostic in result.diagnostics:
-                    self.log(f"error: {diagnostic} (skipped)")
-                for entry in result.entries:
-                    path = str(directory / entry.filename)
-                    text = format_trigger(entry.trigger)
-                    known = find_universal(self.conn, path, text)
-                    defs.append(
-                        CallbackDef(
-                            known if known is not None else allocate(self.conn, "callback"),
-                            "universal",
-                            path,
-                            entry.language,
-                            text,
-                            to_json(entry.trigger),
-                            f"{directory / 'callbacks.conf'}:{entry.line}",
-                        ).payload()
-                    )
-            live = {int(row["id"]) for row in live_universal(self.conn)}
-            if {item["id"] for item in defs} == live:
-                return
-            journal.append(
-                self.conn,
-                time=self.clock.now(),
-                kind=journal.CALLBACKS_LOADED,
-                user=current_user(),
-                payload={"callbacks": defs},
-            )
-        self.log(f"{len(defs)} universal callback(s) from {len(directories)} director(ies)")
-
-    def _start_callbacks(self) -> None:
-        """Hand the pending runs of the outbox to the pool (again after a restart: a run
-        is at least once, and the tick records one result per key)."""
-        from engine.callback_fire import pending_runs
-        from engine.callback_runner import CallbackRequest
-
-        now = self.clock.now()
-        for run in pending_runs(self.conn, after=self.callbacks_seen):
-            self.callbacks_seen = max(self.callbacks_seen, int(run["id"]))
-            if run["key"] in self.callbacks_sent:
-                continue
-            job = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (run["job_id"],)).fetchone()
-            scope = self.conn.execute(
-                "SELECT scope FROM callbacks WHERE id = ?", (run["callback_id"],)
-            ).fetchone()[0]
-            if scope == "job" and job["user"] not in (current_user(), "root"):
-                # A callback runs as the daemon's user: another user's own callback file
-                # would run with rights its owner does not have.
-                self.unwritten_results.append(
-                    (
-                        journal.CALLBACK_FINISHED,
-                        {
-                            "key": run["key"],
-                            "status": "error",
-                            "exit_code": None,
-                            "duration": 0.0,
-                            "output_tail": f"[refused: a --callback of {job['user']} does not "
-                            f"run under a daemon of {current_user()}]",
-                        },
-                        None,
-                    )
-                )
-                self.callbacks_sent.add(run["key"])
-                continue
-            info = {
-                "id": job["id"],
-                "name": job["name"],
-                # As the job was when the callback fired (the transition's state), not
-                # as it is now: the run may start later, or after a restart.
-                "status": run["transition"].partition(":")[2] or job["state"],
-                "user": job["user"],
-                "command": job["command"],
-                "exit_code": job["exit_code"],
-                "cwd": job["cwd"],
-            }
-            self.callbacks.submit(
-                CallbackRequest(
-                    key=run["key"],
-                    path=run["path"],
-                    language=run["language"],
-                    job_id=run["job_id"],
-                    work_id=run["work_id"],
-                    trigger=run["trigger"],
-                    transition=run["transition"],
-                    jobinfo=[info],
-                    user=job["user"],
-                    spool_dir=str(self.layout.db.parent / "mail"),
-                ),
-                now,
-            )
-            self.callbacks_sent.add(run["key"])
-
-    def _collect_callbacks(self) -> None:
-        """Results, and the actions callbacks asked for, as journal rows: an action is a
-        request of the job's owner like any other (unblock is a resume, kill a kill)."""
-        for result in self.callbacks.collect(self.clock.now()):
-            self.callbacks_sent.discard(result.key)
-            owner = self.conn.execute(
-                "SELECT j.user FROM callback_runs AS r JOIN jobs AS j ON j.id = r.job_id "
-                "WHERE r.key = ?",
-                (result.key,),
-            ).fetchone()
-            user = owner[0] if owner is not None else current_user()
-            unsupported = []
-            for action in result.actions:
-                kind = {"unblock": journal.RESUME, "kill": journal.KILL}.get(action.action)
-                if kind is None:
-                    unsupported.append(action.action)
-                    continue
-                self.unwritten_results.append((kind, {"user": user}, action.job_id))
-            tail = result.output_tail
-            if result.error:
-                tail = f"{tail}\n[{result.error}]" if tail else f"[{result.error}]"
-            if unsupported:
-                tail += f"\n[not supported yet: {', '.join(unsupported)}]"
-            self.unwritten_results.append(
-                (
-                    journal.CALLBACK_FINISHED,
-                    {
-                        "key": result.key,
-                        "status": result.status,
-                        "exit_code": result.exit_code,
-                        "duration": round(result.duration, 6),
-                        "output_tail": tail[-4096:],
-                    },
-                    None,
-                )
-            )
-        if not self.unwritten_results:
-            return
-        now = self.clock.now()
-        with write(self.conn):
-            for kind, payload, job_id in self.unwritten_results:
-                if kind == journal.CALLBACK_FINISHED:
-                    journal.append(
-                        self.conn, time=now, kind=kind, user=current_user(), payload=payload
-                    )
-                else:
-                    journal.append(
-                        self.conn, time=now, kind=kind, user=payload["user"], job_id=job_id
-                    )
-        self.unwritten_results = []
-
-    # -- site event daemons ------------------------------------------------------------------
-
-    def _sync_subscriptions(self) -> None:
-        """SUB and UNSUB: the site daemons hear of every user event some job waits on."""
-        generation = int(self.conn.execute("SELECT user_generation FROM tick_state").fetchone()[0])
-        if generation == self.user_generation:
-            return
-        self.user_generation = generation
-        names = [
-            row[0] for row in self.conn.execute("SELECT name FROM user_events WHERE subscribed = 1")
-        ]
-        self.eventd.subscribe(names)
-
-    def _read_event_daemons(self) -> None:
-        """What the site daemons said, as journal rows; their trouble, in the log."""
-        posts, reports = self.eventd.collect(self.clock.now())
-        for report in reports:
-            self.log(f"event daemon {report.daemon}: {report.kind}: {report.detail}")
-        for daemon, post in posts:
-            self.unwritten_posts.append(
-                {
-                    "kind": journal.EVENT_POST,
-                    "payload": {
-                        "name": post.name,
-                        "action": post.action,
-                        "type": post.type,
-                        "attribute": post.attribute,
-                        "source": "daemon",
-                        "daemon": daemon,
-                    },
-                }
-            )
-        for report in reports:
-            if report.kind == "exited":
-                self.unwritten_posts.append(
-                    {
-                        "kind": journal.EVENT_DAEMON,
-                        "payload": {
-                            "daemon": report.daemon,
-                            "state": "exited",
-                            "detail": report.detail,
-                        },
-                    }
-                )
-        if not self.unwritten_posts:
-            return
-        now, user = self.clock.now(), current_user()
-        with write(self.conn):
-            for item in self.unwritten_posts:
-                journal.append(
-                    self.conn, time=now, kind=item["kind"], user=user, payload=item["payload"]
-                )
-        # Kept until written: a locked database must not lose a START or an END.
-        self.unwritten_posts = []
 
     # -- liveness -----------------------------------------------------------------------
 

@@ -1,56 +1,33 @@
 """Site event daemons: the children that turn `event(name)` conditions into START/END posts.
 
-LSF JobScheduler had one External Event Daemon (eeventd) speaking a line protocol with the
-scheduler. Tock runs every command line configured in `event_daemons` as a child process
-and speaks the same protocol over its stdin and stdout, one message a line:
+The line protocol (SUB/UNSUB out; START, END and REJECT in) is engine/eventd_protocol.py.
 
-- Tock to the child: `SUB name` when some job starts depending on event `name`, `UNSUB name`
-  when none does any more. After a (re)start the child gets a `SUB` for every name
-  subscribed at that moment.
-- The child to Tock: `START name type [attribute]` (type `latched`, `pulse`, `pulseAll` or
-  `exclusive`, any case), `END name`, `REJECT name [attribute]`. The attribute is the rest
-  of the line after one blank and may hold blanks. Blank lines are ignored; anything else
-  (an unknown verb, a missing name, a bad type, a line longer than MAX_LINE bytes, bytes
-  that are not UTF-8) is reported as an error and ignored. Verbs are accepted in any case,
-  a `\r` before the newline is dropped, and a last line without its newline still counts.
+This module never touches the database (engine/edge_events.py journals what it reports).
+Times are passed in; subscribe() is given none, so when a pipe refuses part of what it
+sends, next_due() is the last time it was told and collect() is due at once.
 
-This module is the daemon's edge: it never touches the database. The daemon registers
-`EventDaemons.fileno()` with its selector, includes `next_due()` in its timeout and calls
-`collect(now)` when either comes; `subscribe(names)` gives the full set of names jobs wait
-on. Times are always passed in; subscribe() is not given one, so when the pipe refuses
-part of what it sends, next_due() is the last time it was told: collect() is due at once.
-
-How the children are run:
-- Each gets its own session and process group, stdin and stdout pipes, the daemon's stderr
-  (inherited: what a child writes there lands in the daemon's log), no other descriptors,
-  `/` as its working directory, and the configured environment plus TOCK_EVENT_DAEMON=1.
-- Its executable must pass `check_command` (no file or directory on its path that another
-  user could write); a refused command is reported once per distinct reason and checked
-  again with backoff, so that a file being replaced during a deployment is not fatal.
-- A reader thread per child splits its output into lines, queues them and writes a byte to
-  a pipe so that the daemon's select() wakes. At most MAX_QUEUED_LINES lines (and
-  MAX_QUEUED_BYTES bytes) wait per child; beyond that lines are dropped and one error says
-  how many. The thread also sees the child exit (through a pidfd).
-- Writing never blocks: the child's stdin is non-blocking and unsent bytes wait per child.
-  A child that has read nothing of its unsent input for STALL_LIMIT seconds "hangs": its
-  process group is killed and it is restarted. `max_pending_output` only bounds memory: a
-  restart's SUB replay may well exceed a pipe's 64 KiB before the child reads a line.
-  A child that closes its stdin (EPIPE) or its stdout while running is killed too.
-- When a child exits, whatever is left of its process group is killed (a restart must
-  never leave two copies running), and it is restarted after a backoff: `backoff_initial`
-  after a run that had stayed up for STABLE_AFTER seconds or more, doubling with each
-  consecutive shorter run (and each failed start) up to `backoff_max`.
+How the children are run (docs/events.md says it for users):
+- Own session and process group, stdin and stdout pipes, the daemon's stderr, `/` as the
+  working directory, the configured environment plus TOCK_EVENT_DAEMON=1. The executable
+  must pass engine/trust.py's check_command; a refused one is reported once per reason
+  and checked again with backoff (a file replaced during a deployment is not fatal).
+- A reader thread per child queues its lines (at most MAX_QUEUED_LINES and
+  MAX_QUEUED_BYTES; beyond that they are dropped, with one error) and sees it exit.
+- Writing never blocks: unsent bytes wait per child. One that reads none of them for
+  STALL_LIMIT seconds "hangs" and is killed; `max_pending_output` only bounds memory (a
+  restart's SUB replay may exceed a pipe before the child reads a line). Closing its
+  stdin or stdout while running gets a child killed too.
+- An exited child's group is killed (never two copies) and it is restarted after
+  `backoff_initial`, doubling with each run shorter than STABLE_AFTER seconds (and each
+  failed start) up to `backoff_max`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import select
 import shlex
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -58,21 +35,17 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from engine.children import WakePipe, describe_exit, has_exited, killpg, open_pidfd, readable
+from engine.eventd_protocol import (
+    LineSplitter,
+    Post,
+    decode_item,
+    format_sub,
+    format_unsub,
+    valid_name,
+)
 from engine.orphans import die_with_parent
-
-MAX_LINE = 4096  # bytes in one line from a child, without its newline
-TYPES = {name.lower(): name for name in ("latched", "pulse", "pulseAll", "exclusive")}
-ACTIONS = ("start", "end", "reject")
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    """One message from a site event daemon."""
-
-    action: str  # 'start' | 'end' | 'reject'
-    name: str
-    type: str | None = None  # for start: 'latched' | 'pulse' | 'pulseAll' | 'exclusive'
-    attribute: str | None = None
+from engine.trust import check_command
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,223 +59,7 @@ class DaemonReport:
     detail: str
 
 
-# -- the protocol ---------------------------------------------------------------------------
-
-
-def _token(line: str, pos: int) -> tuple[str | None, int]:
-    """The blank-separated token from `pos` on (None at the end) and where it ends."""
-    while pos < len(line) and line[pos].isspace():
-        pos += 1
-    start = pos
-    while pos < len(line) and not line[pos].isspace():
-        pos += 1
-    return (line[start:pos] or None), pos
-
-
-def _rest(line: str, pos: int) -> str | None:
-    """The attribute: everything after the one blank that ends the previous token."""
-    rest = line[pos + 1 :]
-    return rest or None
-
-
-def parse_line(line: str) -> Post | str:
-    """A line from a child (without its newline) as a Post, or what is wrong with it.
-
-    A blank line is an error here ("empty line"); the reader skips blank lines before.
-    Control characters are refused: an attribute becomes a job's environment variable,
-    which cannot hold a NUL."""
-    bad = next((ch for ch in line if (ch < " " and ch != "\t") or ch == "\x7f"), None)
-    if bad is not None:
-        return f"control character {bad!r} in the line"
-    verb, pos = _token(line, 0)
-    if verb is None:
-        return "empty line"
-    action = verb.lower()
-    if action not in ACTIONS:
-        return f"unknown verb {verb!r} (START, END or REJECT)"
-    name, pos = _token(line, pos)
-    if name is None:
-        return f"{verb}: missing event name"
-    if action == "start":
-        kind, pos = _token(line, pos)
-        if kind is None:
-            return f"{verb} {name}: missing event type (latched, pulse, pulseAll or exclusive)"
-        canonical = TYPES.get(kind.lower())
-        if canonical is None:
-            return (
-                f"{verb} {name}: unknown event type {kind!r} "
-                "(latched, pulse, pulseAll or exclusive)"
-            )
-        return Post("start", name, canonical, _rest(line, pos))
-    if action == "reject":
-        return Post("reject", name, None, _rest(line, pos))
-    extra, _ = _token(line, pos)
-    if extra is not None:
-        return f"{verb} {name}: unexpected {extra!r} (END takes only a name)"
-    return Post("end", name)
-
-
-def valid_name(name: str) -> bool:
-    """An event name the protocol can carry: non-empty, no whitespace, encodable."""
-    if not name or any(ch.isspace() for ch in name):
-        return False
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def format_sub(name: str) -> str:
-    if not valid_name(name):
-        raise ValueError(f"{name!r}: an event name must be non-empty, without whitespace")
-    return f"SUB {name}\n"
-
-
-def format_unsub(name: str) -> str:
-    if not valid_name(name):
-        raise ValueError(f"{name!r}: an event name must be non-empty, without whitespace")
-    return f"UNSUB {name}\n"
-
-
-# -- which executables may run --------------------------------------------------------------
-
-
-def _ancestors(directory: str) -> list[str]:
-    found = [directory]
-    while True:
-        up = os.path.dirname(directory)
-        if up == directory:
-            return found
-        found.append(up)
-        directory = up
-
-
-def _owner_ok(uid: int) -> bool:
-    return uid in (os.geteuid(), 0)
-
-
-def check_command(argv0: str) -> str | None:
-    """Why this executable must not run as an event daemon, or None if it may.
-
-    The file must be an absolute path to a regular, executable file that neither the group
-    nor others may write, owned by the daemon's user or root. So must every directory on
-    the way to it, both as written and with symlinks resolved (a sticky directory such as
-    /tmp may be world-writable): whoever can rename an entry above the file can replace it.
-    Permission bits only; ACLs are not read.
-    """
-    if not os.path.isabs(argv0):
-        return f"{argv0}: not an absolute path"
-    try:
-        st = os.stat(argv0)
-        real = os.path.realpath(argv0)
-    except (OSError, ValueError) as exc:
-        return f"{argv0}: {getattr(exc, 'strerror', None) or exc}"
-    if not stat.S_ISREG(st.st_mode):
-        return f"{argv0}: not a regular file"
-    if not st.st_mode & 0o111 or not os.access(argv0, os.X_OK):
-        return f"{argv0}: not executable"
-    if st.st_mode & 0o022:
-        return f"{argv0}: writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
-    if not _owner_ok(st.st_uid):
-        return f"{argv0}: owned by uid {st.st_uid}, neither the daemon's user nor root"
-    seen: set[str] = set()
-    for start in (os.path.dirname(os.path.normpath(argv0)), os.path.dirname(real)):
-        for directory in _ancestors(start):
-            if directory in seen:
-                continue
-            seen.add(directory)
-            try:
-                dst = os.stat(directory)
-            except OSError as exc:
-                return f"{directory}: {exc.strerror}"
-            mode = dst.st_mode
-            if mode & 0o022 and not mode & stat.S_ISVTX:
-                return (
-                    f"{argv0}: directory {directory} is writable by group or others "
-                    f"(mode {stat.S_IMODE(mode):04o})"
-                )
-            if not _owner_ok(dst.st_uid):
-                return (
-                    f"{argv0}: directory {directory} is owned by uid {dst.st_uid}, "
-                    "neither the daemon's user nor root"
-                )
-    return None
-
-
 # -- the children ---------------------------------------------------------------------------
-
-
-def _describe_exit(returncode: int) -> str:
-    if returncode >= 0:
-        return f"exit code {returncode}"
-    try:
-        return f"killed by {signal.Signals(-returncode).name}"
-    except ValueError:
-        return f"killed by signal {-returncode}"
-
-
-def _readable(fds: list[int], timeout: float | None) -> list[int]:
-    """The descriptors readable (or at their end) within `timeout` seconds. poll(), not
-    select(): the daemon raises its descriptor limit and may hold numbers above 1024."""
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    wait = None if timeout is None else max(0, math.ceil(timeout * 1000))
-    return [fd for fd, _ in poller.poll(wait)]
-
-
-def _killpg(pid: int, number: int) -> None:
-    """Signal a child's process group. Only ever called before the child is reaped: its pid,
-    the group's id, cannot have been reused."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, number)
-
-
-class _Splitter:
-    """Bytes into lines; a line longer than MAX_LINE becomes one ('long', first bytes)."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.skipping = False  # inside an overlong line, until its newline
-
-    def feed(self, data: bytes) -> list[tuple[str, bytes]]:
-        items: list[tuple[str, bytes]] = []
-        self.buffer += data
-        start = 0
-        while True:
-            end = self.buffer.find(b"\n", start)
-            if end < 0:
-                break
-            line = bytes(self.buffer[start:end])
-            start = end + 1
-            if self.skipping:
-                self.skipping = False
-                continue
-            items.append(self._item(line))
-        del self.buffer[:start]
-        if len(self.buffer) > MAX_LINE + 1:  # +1: a '\r' that a '\n' may still follow
-            if not self.skipping:
-                items.append(("long", bytes(self.buffer[:80])))
-                self.skipping = True
-            self.buffer.clear()
-        return items
-
-    def finish(self) -> list[tuple[str, bytes]]:
-        """A last line without its newline still counts."""
-        line = bytes(self.buffer)
-        self.buffer.clear()
-        if self.skipping or not line:
-            return []
-        return [self._item(line)]
-
-    @staticmethod
-    def _item(line: bytes) -> tuple[str, bytes]:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if len(line) > MAX_LINE:
-            return ("long", line[:80])
-        return ("line", line)
 
 
 class _Run:
@@ -387,7 +144,7 @@ class EventDaemons:
         self._bad_names: set[str] = set()  # reported once each
         self._reports: list[DaemonReport] = []  # reported at the next collect
         self._lock = threading.Lock()
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake = WakePipe()
         self._now = 0.0
         self._started = False
         self._closed = False
@@ -400,7 +157,7 @@ class EventDaemons:
 
     def fileno(self) -> int:
         """Readable when lines, exits or reports are waiting for collect()."""
-        return self._read
+        return self._wake.fileno()
 
     # -- the daemon's calls ---------------------------------------------------------------
 
@@ -412,7 +169,7 @@ class EventDaemons:
         self._now = now
         for slot in self._slots:
             self._spawn(slot, now)
-        self._poke()
+        self._wake.poke()
 
     def subscribe(self, names: Iterable[str]) -> None:
         """The full set of event names jobs wait on now: every running child is sent SUB for
@@ -429,7 +186,7 @@ class EventDaemons:
                 self._reports.append(
                     DaemonReport("", "error", f"event name {name!r} not sent: empty, or has blanks")
                 )
-                self._poke()
+                self._wake.poke()
         new = frozenset(wanted)
         added, removed = sorted(new - self._names), sorted(self._names - new)
         self._names = new
@@ -447,7 +204,7 @@ class EventDaemons:
         if self._closed:
             return [], []
         self._now = now
-        self._drain()
+        self._wake.drain()
         posts: list[tuple[str, Post]] = []
         reports, self._reports = self._reports, []
         for slot in self._slots:
@@ -460,7 +217,11 @@ class EventDaemons:
                 run.queued_bytes = 0
                 finished = run.finished
             for kind, line in lines:
-                self._parse(slot.label, kind, line, posts, reports)
+                decoded = decode_item(kind, line)
+                if isinstance(decoded, Post):
+                    posts.append((slot.label, decoded))
+                elif decoded is not None:
+                    reports.append(DaemonReport(slot.label, "error", decoded))
             if dropped:
                 reports.append(
                     DaemonReport(
@@ -506,12 +267,12 @@ class EventDaemons:
             assert run.process.stdin is not None
             with contextlib.suppress(OSError):
                 run.process.stdin.close()
-            _killpg(run.pid, signal.SIGTERM)
+            killpg(run.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.TERM_GRACE
         while time.monotonic() < deadline and not all(self._exited(run, 0) for run in runs):
             time.sleep(0.01)
         for run in runs:
-            _killpg(run.pid, signal.SIGKILL)  # stray members of the group too
+            killpg(run.pid, signal.SIGKILL)  # stray members of the group too
         stuck = False
         for run in runs:
             if run.thread is not None:
@@ -523,8 +284,7 @@ class EventDaemons:
         for slot in self._slots:
             slot.run = None
         if not stuck:
-            os.close(self._read)
-            os.close(self._write)
+            self._wake.close()
 
     # -- starting and stopping ------------------------------------------------------------
 
@@ -557,10 +317,7 @@ class EventDaemons:
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             self._failed_start(slot, "error", f"cannot start: {exc}", now)
             return
-        try:
-            pidfd: int | None = os.pidfd_open(process.pid)
-        except (OSError, AttributeError):
-            pidfd = None  # an old kernel: the reader polls instead
+        pidfd = open_pidfd(process.pid)
         run = _Run(process, pidfd, now)
         os.set_blocking(run.stdin_fd, False)
         run.thread = threading.Thread(
@@ -569,7 +326,7 @@ class EventDaemons:
         try:
             run.thread.start()
         except RuntimeError as exc:  # no thread to be had: the child cannot be read
-            _killpg(run.pid, signal.SIGKILL)
+            killpg(run.pid, signal.SIGKILL)
             self._release(run)
             self._failed_start(slot, "error", f"cannot start its reader: {exc}", now)
             return
@@ -595,12 +352,12 @@ class EventDaemons:
         if run.kill_reason is None:
             run.kill_reason = reason
         run.pending.clear()
-        _killpg(run.pid, signal.SIGKILL)
+        killpg(run.pid, signal.SIGKILL)
 
     def _reap(self, slot: _Slot, run: _Run, now: float) -> None:
         returncode = self._release(run)
         slot.run = None
-        why = run.kill_reason or run.thread_reason or _describe_exit(returncode)
+        why = run.kill_reason or run.thread_reason or describe_exit(returncode)
         self._reports.append(DaemonReport(slot.label, "exited", why))
         if now - run.started >= self.STABLE_AFTER:
             slot.failures = 0
@@ -671,33 +428,6 @@ class EventDaemons:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _parse(
-        self,
-        label: str,
-        kind: str,
-        raw: bytes,
-        posts: list[tuple[str, Post]],
-        reports: list[DaemonReport],
-    ) -> None:
-        if kind == "long":
-            reports.append(
-                DaemonReport(label, "error", f"line longer than {MAX_LINE} bytes ignored: {raw!r}")
-            )
-            return
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            reports.append(DaemonReport(label, "error", f"not UTF-8, ignored: {raw[:200]!r}"))
-            return
-        if not line.strip():
-            return
-        parsed = parse_line(line)
-        if isinstance(parsed, Post):
-            posts.append((label, parsed))
-        else:
-            shown = line if len(line) <= 200 else line[:200] + "..."
-            reports.append(DaemonReport(label, "error", f"{parsed}; line ignored: {shown!r}"))
-
     def _reader(self, run: _Run) -> None:
         """The thread: queue the child's lines until it has exited and its group is gone."""
         reason: str | None = None
@@ -705,20 +435,20 @@ class EventDaemons:
             reason = self._read_until_exit(run)
         except Exception as exc:  # nothing may end the thread unreported
             reason = f"reading its output failed: {exc}"
-            _killpg(run.pid, signal.SIGKILL)
+            killpg(run.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 self._exited(run, None)
         with self._lock:
             run.thread_reason = reason
             run.finished = True
-        self._poke()
+        self._wake.poke()
 
     def _read_until_exit(self, run: _Run) -> str | None:
-        splitter = _Splitter()
+        splitter = LineSplitter()
         watched = [run.stdout_fd] if run.pidfd is None else [run.stdout_fd, run.pidfd]
         timeout = self.POLL if run.pidfd is None else None
         while True:
-            ready = _readable(watched, timeout)
+            ready = readable(watched, timeout)
             if run.stdout_fd in ready:
                 data = os.read(run.stdout_fd, 65536)
                 if data:
@@ -726,19 +456,19 @@ class EventDaemons:
                     continue
                 self._queue(run, splitter.finish())
                 if self._exited(run, self.EOF_GRACE):
-                    _killpg(run.pid, signal.SIGKILL)
+                    killpg(run.pid, signal.SIGKILL)
                     return None
-                _killpg(run.pid, signal.SIGKILL)
+                killpg(run.pid, signal.SIGKILL)
                 self._exited(run, None)
                 return "closed its output"
             if self._exited(run, 0):
                 break
         # Exited: kill what is left of its group, then read what it wrote until EOF (which
         # never comes if something outside the group holds the pipe).
-        _killpg(run.pid, signal.SIGKILL)
+        killpg(run.pid, signal.SIGKILL)
         deadline = time.monotonic() + self.DRAIN_LIMIT
         while (left := deadline - time.monotonic()) > 0:
-            ready = _readable([run.stdout_fd], left)
+            ready = readable([run.stdout_fd], left)
             if not ready:
                 break
             data = os.read(run.stdout_fd, 65536)
@@ -749,20 +479,7 @@ class EventDaemons:
         return None
 
     def _exited(self, run: _Run, timeout: float | None) -> bool:
-        """Whether the child has exited (it is left unreaped), waiting up to `timeout`."""
-        if run.pidfd is not None:
-            return bool(_readable([run.pidfd], timeout))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                if os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-                    return True
-            except ChildProcessError:
-                return True
-            left = self.POLL if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(self.POLL, left))
+        return has_exited(run.pid, run.pidfd, timeout, self.POLL)
 
     def _queue(self, run: _Run, items: list[tuple[str, bytes]]) -> None:
         if not items:
@@ -778,14 +495,4 @@ class EventDaemons:
                     continue
                 run.lines.append(item)
                 run.queued_bytes += size
-        self._poke()
-
-    def _poke(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):  # a full pipe holds a wake-up
-            os.write(self._write, b"!")
-
-    def _drain(self) -> None:
-        # Drained before the queues are taken: a line queued after this leaves its byte.
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._read, 4096):
-                pass
+        self._wake.poke()

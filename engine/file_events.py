@@ -353,7 +353,8 @@ def advance_file_events(ctx: TickContext) -> None:
 
 
 def evaluate_file_event(ctx: TickContext, event_id: int) -> None:
-    from engine.fileexpr import PathState, evaluate_file_expr, from_json, next_change
+    from engine.fileeval import PathState, evaluate_file_expr, next_change
+    from engine.fileexpr import from_json
 
     conn = ctx.conn
     event = conn.execute(

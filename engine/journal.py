@@ -87,3 +87,35 @@ def pending_count(conn: sqlite3.Connection) -> int:
         "SELECT count(*) FROM journal WHERE id > (SELECT journal_cursor FROM tick_state)"
     ).fetchone()
     return int(row[0])
+
+
+class PendingRows:
+    """Rows the daemon learnt from the world (a watcher's stats, a site daemon's posts, a
+    callback's result), kept until the transaction that writes them commits: a locked
+    database must not lose what was reported, since it will not be reported again."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        *,
+        time: float,
+        kind: str,
+        user: str,
+        payload: dict[str, Any],
+        job_id: int | None = None,
+    ) -> None:
+        self.rows.append(
+            {"time": time, "kind": kind, "user": user, "payload": payload, "job_id": job_id}
+        )
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if not self.rows:
+            return
+        from engine.store import write
+
+        with write(conn):
+            for row in self.rows:
+                append(conn, **row)
+        self.rows = []

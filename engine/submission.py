@@ -50,6 +50,26 @@ class JobSpec:
         return cls(**payload)
 
 
+def accept_external_events(
+    conn: sqlite3.Connection,
+    file_events: list[dict[str, Any]],
+    user_events: list[dict[str, Any]],
+    owner: str,
+    time: float,
+    journal_id: int | None = None,
+) -> None:
+    """The identity rows of the file and user events a condition names: by the API as it
+    accepts a submit or modify (journal_id None: its row does not exist yet), and by the
+    tick as it applies that row, so that a replay creates them too."""
+    for fdef in file_events:
+        accept_file_event(conn, FileEventDef.from_payload(fdef), owner, time)
+    for udef in user_events:
+        if journal_id is None:
+            accept_user_event(conn, udef, owner, time)
+        else:
+            accept_user_event(conn, udef, owner, time, journal_id)
+
+
 def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: JobSpec) -> bool:
     """Create the job row, its rule and its first history rows; False if it already exists."""
     import json
@@ -82,10 +102,7 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
         return False
     for calendar in spec.calendars:
         accept_calendar(conn, journal_id, time, CalendarDef.from_payload(calendar), spec.user)
-    for fdef in spec.file_events:
-        accept_file_event(conn, FileEventDef.from_payload(fdef), spec.user, time)
-    for udef in spec.user_events:
-        accept_user_event(conn, udef, spec.user, time, journal_id)
+    accept_external_events(conn, spec.file_events, spec.user_events, spec.user, time, journal_id)
     conn.execute(
         "UPDATE counters SET value = max(value, ?) WHERE name = 'job'",
         (spec.id,),

@@ -16,16 +16,17 @@ journal rows and change the state by the event's type:
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from engine.eventd_protocol import ACTIONS as ACTIONS
+from engine.eventd_protocol import TYPES as PROTOCOL_TYPES
 from engine.logic import EventFacts
 from engine.transitions import TickContext
+from engine.users import recorded_public_events
 
-TYPES = ("latched", "pulse", "pulseAll", "exclusive")
-ACTIONS = ("start", "end", "reject")
+TYPES = tuple(PROTOCOL_TYPES.values())  # as `--type` and the site daemons name them
 LIVE_STATES = ("PEND", "PSUSP", "RUN")
 WAITING = "('PEND', 'PSUSP')"
 
@@ -187,8 +188,7 @@ def apply_post(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> N
     if event is None:
         return  # a site daemon posted a name nobody ever used
     if source == "user":
-        tick = conn.execute("SELECT public_events FROM tick_state").fetchone()
-        public = json.loads(tick["public_events"])
+        public = recorded_public_events(conn)
         if not may_post(row["user"], event["owner"], name, ctx.admins, public):
             return
     label = f"daemon {payload.get('daemon')}" if source == "daemon" else f"user {row['user']}"

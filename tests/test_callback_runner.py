@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from engine.callback_lib import qb
-from engine.callback_runner import (
+from engine.callback_interface import (
     MAX_ACTION_BYTES,
     CallbackAction,
-    CallbackPool,
     CallbackRequest,
     CallbackResult,
     parse_actions,
 )
+from engine.callback_lib import qb
+from engine.callback_runner import CallbackPool
 
 LIMIT = 30.0  # seconds: an upper bound on any wait, never a timing assertion
 ROWS: list[dict[str, Any]] = [

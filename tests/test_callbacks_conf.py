@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.callback_dirs import callback_path, check_callback_file, load_callback_dir
 from engine.callbacks_conf import (
     LANGUAGES,
     NAMES,
@@ -20,11 +21,8 @@ from engine.callbacks_conf import (
     Trigger,
     TrigNode,
     TrigOr,
-    callback_path,
-    check_callback_file,
     format_trigger,
     from_json,
-    load_callback_dir,
     parse_callbacks_conf,
     parse_trigger,
     to_json,

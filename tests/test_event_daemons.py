@@ -19,16 +19,9 @@ from typing import Any
 
 import pytest
 
-from engine.event_daemons import (
-    MAX_LINE,
-    DaemonReport,
-    EventDaemons,
-    Post,
-    check_command,
-    format_sub,
-    format_unsub,
-    parse_line,
-)
+from engine.event_daemons import DaemonReport, EventDaemons
+from engine.eventd_protocol import MAX_LINE, Post, format_sub, format_unsub, parse_line
+from engine.trust import check_command
 
 WAIT = 10.0  # seconds: only an upper bound for what should take milliseconds
 NOW = 1000.0

@@ -15,17 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.file_watch import (
-    NO_INOTIFY_FS,
-    FileMonitor,
-    Stat,
-    Watcher,
-    fs_type,
-    make_plan,
-    observe,
-    parse_mountinfo,
-    watch_root,
-)
+from engine.file_watch import FileMonitor, Stat, Watcher, observe
+from engine.watch_plan import NO_INOTIFY_FS, fs_type, make_plan, parse_mountinfo, watch_root
 
 WAIT = 5.0  # seconds: only an upper bound for a report that should come in milliseconds
 NOW = 1000.0  # a fixed time for the monitor, far from any poll or scan unless a test says so

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.fileeval import PathState, evaluate_file_expr, next_change
 from engine.fileexpr import (
     EPSILON,
     FILE_FUNCS,
@@ -21,14 +22,11 @@ from engine.fileexpr import (
     FileOr,
     FileTest,
     Loc,
-    PathState,
-    evaluate_file_expr,
     file_hosts,
     file_paths,
     format_file_expr,
     from_json,
     has_arrival,
-    next_change,
     parse_file_expr,
     to_json,
 )
