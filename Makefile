@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) bench/cli.py
 	$(PY) bench/file_latency.py
 	$(PY) bench/callbacks.py
+	$(PY) bench/callback_chain.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

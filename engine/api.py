@@ -21,7 +21,7 @@ from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config, load_config
 from engine.errors import TockError
 from engine.inputs import DEFAULT_NAME_LENGTH, check_name, command_line, utf8
-from engine.paths import Layout, layout_for
+from engine.paths import Layout, layout_for, output_paths
 from engine.queries import (
     EventInfo,
     HistoryEntry,
@@ -36,10 +36,12 @@ from engine.queries import (
 from engine.store import open_db, translated_errors, write
 from engine.submission import JobSpec, accept_external_events, accept_submit
 from engine.users import current_user, may_change, recorded_admins
+from engine.workspec import WorkSpec, parse_work_name
 
 CATCHUP = ("none", "once", "all")
 if TYPE_CHECKING:
     from engine.calendar_api import CalendarHistoryEntry, CalendarInfo, Instance
+    from engine.work_api import WorkInfo
 
 MAX_JOB_ID = 2**63 - 1  # SQLite's largest integer; larger numbers name no job
 
@@ -128,6 +130,7 @@ class Tock:
         env: Mapping[str, str] | None = None,
         catchup: str = "none",
         callbacks: Sequence[tuple[str, str]] = (),
+        timeout: float | None = None,
     ) -> int:
         """Submit a job; its id. Nothing is created when the request is refused.
 
@@ -136,11 +139,20 @@ class Tock:
         run per missed event.
         """
         self.warnings = []
+        if timeout is not None and not 0 < timeout < 1e9:
+            raise TockError(f"--timeout {timeout:g}: give seconds, more than 0")
         if catchup not in CATCHUP:
             raise TockError(f"--catchup {catchup}: choose none, once or all")
         line = utf8("the command", command_line(command))
+        work: WorkSpec | None = None
         if name is not None:
             utf8("the job name", name)
+            parsed_name = parse_work_name(name)
+            if parsed_name.spec is None:
+                raise TockError(parsed_name.diagnostics[0])
+            if parsed_name.spec.is_array:
+                work = parsed_name.spec
+                name = work.name or None
         job_name = check_name(name) if name is not None else line[-DEFAULT_NAME_LENGTH:]
         if terminate_orphan and condition is None:
             raise TockError("-ti needs a dependency condition (-w)")
@@ -185,7 +197,14 @@ class Tock:
                 )
                 if catchup != "none" and not any(node.get("calendar") for node in nodes):
                     raise TockError("--catchup needs a calendar in the condition (-w)")
-                out, err = self._output_paths(job_id, workdir, stdout, stderr)
+                if work is not None and repetitive:
+                    raise TockError(
+                        f"-J {work.name}{work.text}: a repetitive job (a calendar, or a "
+                        "repetitive job, in its condition) cannot have work items"
+                    )
+                directory = (self.config.output_dir or self.layout.default_output_dir) / self.user
+                items = work is not None
+                out, err = output_paths(directory, job_id, workdir, stdout, stderr, items)
                 spec = JobSpec(
                     id=job_id,
                     name=job_name,
@@ -206,6 +225,8 @@ class Tock:
                     user_events=user_events,
                     callbacks=attached,
                     callback_defs=callback_defs,
+                    work_spec=None if work is None else work.text,
+                    timeout=timeout,
                 )
                 now = self.clock.now()
                 row_id = journal.append(
@@ -219,23 +240,6 @@ class Tock:
                 accept_submit(conn, row_id, now, spec)
         self._wake()
         return job_id
-
-    def _output_paths(
-        self, job_id: int, workdir: Path, stdout: str | None, stderr: str | None
-    ) -> tuple[str, str]:
-        def resolve(path: str) -> str:
-            path = path.replace("%J", str(job_id))
-            return str(workdir / Path(path).expanduser())
-
-        directory = (self.config.output_dir or self.layout.default_output_dir) / self.user
-        out = resolve(stdout) if stdout else str(directory / f"{job_id}.out")
-        if stderr:
-            err = resolve(stderr)
-        elif stdout:
-            err = out  # LSF: -o without -e collects both streams
-        else:
-            err = str(directory / f"{job_id}.err")
-        return out, err
 
     def _request(
         self,
@@ -266,7 +270,7 @@ class Tock:
                     )
                 if check == "repetitive" and not job["repetitive"]:
                     raise TockError(f"Job <{job_id}>: -n applies to repetitive jobs only")
-                if check == "held" and state != "PSUSP":
+                if check == "held" and state != "PSUSP" and not job["work_total"]:
                     raise TockError(f"Job <{job_id}>: Job is not held (it is {state})")
                 if check == "pending" and state not in ("PEND", "PSUSP"):
                     raise TockError(
@@ -301,6 +305,20 @@ class Tock:
         """Release a held (PSUSP) job."""
         self._request(journal.RESUME, job_id, "held", {})
 
+    def control(
+        self, job_id: int, action: str, work: int | None = None, via: str | None = None
+    ) -> None:
+        """block, unblock, retry, complete, fail or kill a job or item (engine/control.py)."""
+        from engine.work_api import control
+
+        control(self, job_id, action, work, via)
+
+    def work(self, job_id: int, states: tuple[str, ...] = ()) -> list[WorkInfo]:
+        """The job's work items, by index; `states` keeps those in these states."""
+        from engine.work_api import items
+
+        return items(self, job_id, states)
+
     def modify(self, job_id: int, condition: str | None) -> None:
         """Replace a pending job's condition; None removes it."""
         self.warnings = []
@@ -334,6 +352,11 @@ class Tock:
             if cycle is not None:
                 loop = " -> ".join(f"<{j}>" for j in [job_id, *reversed(cycle)])
                 raise TockError(f"Job <{job_id}>: the condition would make a cycle: {loop}")
+            repetitive = is_repetitive(conn, nodes)
+            if repetitive and job["work_total"]:
+                raise TockError(
+                    f"Job <{job_id}>: it has work items, and a repetitive job cannot have them"
+                )
             accept_external_events(
                 conn, resolver.file_events, resolver.user_events, job["user"], self.clock.now()
             )
@@ -341,7 +364,7 @@ class Tock:
             return {
                 "condition": condition.strip(),
                 "nodes": nodes,
-                "repetitive": is_repetitive(conn, nodes),
+                "repetitive": repetitive,
                 "calendars": resolver.anonymous,
                 "file_events": resolver.file_events,
                 "user_events": resolver.user_events,

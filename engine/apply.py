@@ -15,6 +15,7 @@ from typing import Any
 from engine import journal
 from engine.calendar_handlers import CALENDAR_HANDLERS
 from engine.calendar_store import CalendarDef, accept_calendar, remove_calendar
+from engine.control import allowed, job_row, on_control, run_row, stop_job
 from engine.file_events import (
     apply_observations,
     attach_file_events,
@@ -30,35 +31,7 @@ from engine.user_events import (
     mark_stale,
     user_event_ids,
 )
-from engine.users import may_change
-
-
-def _job(ctx: TickContext, job_id: int | None) -> sqlite3.Row | None:
-    if job_id is None:
-        return None
-    row: sqlite3.Row | None = ctx.conn.execute(
-        "SELECT * FROM jobs WHERE id = ?", (job_id,)
-    ).fetchone()
-    return row
-
-
-def _run(ctx: TickContext, run_id: int | None) -> sqlite3.Row | None:
-    if run_id is None:
-        return None
-    row: sqlite3.Row | None = ctx.conn.execute(
-        "SELECT * FROM job_runs WHERE id = ?", (run_id,)
-    ).fetchone()
-    return row
-
-
-def _allowed(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row) -> bool:
-    """The API refuses other users' jobs before writing; this is the tick's own check."""
-    if may_change(row["user"], job["user"], ctx.admins):
-        return True
-    ctx.history(
-        job["id"], "refused", user=row["user"], reason=f"{row['kind']} of a job of {job['user']}"
-    )
-    return False
+from engine.work import item_ended, item_started
 
 
 def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
@@ -82,13 +55,13 @@ def on_submit(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
 def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
     from engine.rules import calendar_events, find_cycle, referenced_jobs, store_rule
 
-    job = _job(ctx, row["job_id"])
+    job = job_row(ctx, row["job_id"])
     # The API created these identity rows when it accepted the request; a replay must
     # too, even when the modification is then ignored.
     owner = job["user"] if job is not None else row["user"]
     file_events, user_events = payload.get("file_events", []), payload.get("user_events", [])
     accept_external_events(ctx.conn, file_events, user_events, owner, ctx.now, row["id"])
-    if job is None or not _allowed(ctx, row, job):
+    if job is None or not allowed(ctx, row, job):
         return
     if job["state"] not in PENDING_STATES:
         ctx.history(job["id"], "modify_ignored", user=row["user"], reason=f"job is {job['state']}")
@@ -128,70 +101,15 @@ def on_modify(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     ctx.to_evaluate.add(job["id"])
 
 
-def _stop(ctx: TickContext, row: sqlite3.Row, job: sqlite3.Row, verb: str) -> None:
-    """Kill a job, whatever its state: pending ends at once, running gets a signal."""
-    user = row["user"]
-    state = job["state"]
-    if state in PENDING_STATES and verb == "killed" and job["repetitive"]:
-        # LSF: killing a repetitive job kills its current run; there is none.
-        ctx.history(job["id"], "kill_ignored", user=user, reason="repetitive job is not running")
-        return
-    if state in PENDING_STATES:
-        reason = f"{verb} by user {user} while pending"
-        ctx.transition(
-            job["id"], state, "EXIT", "killed", user=user, reason=reason, exit_reason=reason
-        )
-        return
-    if state != "RUN":
-        return
-    run = _run(ctx, job["current_run"])
-    assert run is not None
-    if run["status"] == "dispatched":
-        # The wrapper has not claimed the run yet; its claim will now fail.
-        reason = f"{verb} by user {user} before it started"
-        ctx.conn.execute(
-            "UPDATE job_runs SET status = 'cancelled', end_time = ?, reason = ? WHERE id = ?",
-            (ctx.now, reason, run["id"]),
-        )
-        if job["repetitive"] and verb == "killed":
-            # As for a running one: this run is gone, the job waits for its next event.
-            ctx.transition(
-                job["id"],
-                "RUN",
-                "PEND",
-                "killed",
-                user=user,
-                reason=f"{reason}; requeued",
-                run_id=run["id"],
-                ready=0,
-            )
-            ctx.to_evaluate.add(job["id"])
-            return
-        ctx.transition(
-            job["id"],
-            "RUN",
-            "EXIT",
-            "killed",
-            user=user,
-            reason=reason,
-            exit_reason=reason,
-            run_id=run["id"],
-        )
-        return
-    ctx.conn.execute("UPDATE jobs SET kill_requested_by = ? WHERE id = ?", (user, job["id"]))
-    ctx.history(job["id"], "kill_requested", user=user, run_id=run["id"])
-    ctx.action("signal", job["id"], run["id"], {"signal": int(signal.SIGTERM)})
-
-
 def on_kill(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    job = _job(ctx, row["job_id"])
-    if job is not None and _allowed(ctx, row, job):
-        _stop(ctx, row, job, "killed")
+    job = job_row(ctx, row["job_id"])
+    if job is not None and allowed(ctx, row, job):
+        stop_job(ctx, row, job, "killed")
 
 
 def on_delete(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    job = _job(ctx, row["job_id"])
-    if job is None or job["deleted"] or not _allowed(ctx, row, job):
+    job = job_row(ctx, row["job_id"])
+    if job is None or job["deleted"] or not allowed(ctx, row, job):
         return
     runs = payload.get("after_runs")
     if runs is not None:
@@ -205,21 +123,26 @@ def on_delete(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
                 reason=f"after {runs} more run{plural}",
             )
         return
-    _stop(ctx, row, job, "deleted")
+    stop_job(ctx, row, job, "deleted")
     ctx.conn.execute("UPDATE jobs SET deleted = 1 WHERE id = ?", (job["id"],))
     ctx.history(job["id"], "deleted", user=row["user"])
 
 
 def on_resume(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    job = _job(ctx, row["job_id"])
-    if job is None or job["state"] != "PSUSP" or not _allowed(ctx, row, job):
+    job = job_row(ctx, row["job_id"])
+    if job is None or not allowed(ctx, row, job):
+        return
+    if payload.get("work") is not None or (job["work_total"] and job["state"] == "RUN"):
+        on_control(ctx, row, {**payload, "action": "unblock"})
+        return
+    if job["state"] != "PSUSP":
         return
     ctx.transition(job["id"], "PSUSP", "PEND", "resumed", user=row["user"])
     ctx.to_evaluate.add(job["id"])
 
 
 def on_run_started(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    run = _run(ctx, row["run_id"])
+    run = run_row(ctx, row["run_id"])
     if run is None:
         return
     if run["status"] != "dispatched":
@@ -237,12 +160,36 @@ def on_run_started(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) 
         "WHERE id = ?",
         (row["time"], payload.get("pid"), payload.get("pid_start"), payload.get("host"), run["id"]),
     )
+    job = job_row(ctx, run["job_id"])
+    assert job is not None
     ctx.conn.execute(
         "UPDATE jobs SET start_time = coalesce(start_time, ?), last_start = ? WHERE id = ?",
         (row["time"], row["time"], run["job_id"]),
     )
+    if job["timeout"] is not None:
+        ctx.conn.execute(
+            "UPDATE job_runs SET timeout_at = ? WHERE id = ?",
+            (row["time"] + job["timeout"], run["id"]),
+        )
+    if run["work_index"] is not None:
+        if job["start_time"] is None:
+            ctx.history(run["job_id"], "started", reason="its first work item started")
+        item_started(ctx, run, row["time"])
+        return
     ctx.history(run["job_id"], "started", run_id=run["id"], reason=f"pid <{payload.get('pid')}>")
     ctx.changed.add(run["job_id"])
+
+
+def _failure(
+    job: sqlite3.Row, exit_code: int | None, term_signal: int | None, error: str | None
+) -> str:
+    if error is not None:
+        return f"start failed: {error}"
+    if job["kill_requested_by"]:
+        return f"killed by user {job['kill_requested_by']}"
+    if term_signal is not None:
+        return f"terminated by {_signal_name(term_signal)}"
+    return f"exit code {exit_code}"
 
 
 def _signal_name(number: int) -> str:
@@ -253,7 +200,7 @@ def _signal_name(number: int) -> str:
 
 
 def on_run_finished(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    run = _run(ctx, row["run_id"])
+    run = run_row(ctx, row["run_id"])
     if run is None or run["status"] not in ("dispatched", "running"):
         return
     exit_code = payload.get("exit_code")
@@ -261,28 +208,24 @@ def on_run_finished(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any])
     error = payload.get("error")
     ok = exit_code == 0 and term_signal is None and error is None
     ctx.conn.execute(
-        "UPDATE job_runs SET status = ?, end_time = ?, exit_code = ?, term_signal = ?, reason = ? "
-        "WHERE id = ?",
+        "UPDATE job_runs SET status = ?, end_time = ?, exit_code = ?, term_signal = ?, reason = ?, "
+        "timeout_at = NULL WHERE id = ?",
         ("done" if ok else "exit", row["time"], exit_code, term_signal, error, run["id"]),
     )
-    job = _job(ctx, run["job_id"])
+    job = job_row(ctx, run["job_id"])
+    if job is not None and run["work_index"] is not None:
+        item_reason = None if ok else _failure(job, exit_code, term_signal, error)
+        item_ended(ctx, run, ok, "done" if ok else "exit", item_reason, exit_code, term_signal)
+        return
     if job is None or job["state"] != "RUN" or job["current_run"] != run["id"]:
         return
-    if ok:
-        reason = None
-    elif error is not None:
-        reason = f"start failed: {error}"
-    elif job["kill_requested_by"]:
-        reason = f"killed by user {job['kill_requested_by']}"
-    elif term_signal is not None:
-        reason = f"terminated by {_signal_name(term_signal)}"
-    else:
-        reason = f"exit code {exit_code}"
+    reason = None if ok else _failure(job, exit_code, term_signal, error)
+    killed = not ok and error is None and job["kill_requested_by"]
     end_run(
         ctx,
         job,
         ok,
-        "done" if ok else "exit",
+        "done" if ok else "killed" if killed else "exit",
         reason,
         run["id"],
         row["time"],
@@ -334,16 +277,19 @@ def end_run(
 
 def _end_run_abnormally(ctx: TickContext, run: sqlite3.Row, status: str, reason: str) -> None:
     ctx.conn.execute(
-        "UPDATE job_runs SET status = ?, end_time = ?, reason = ? WHERE id = ?",
+        "UPDATE job_runs SET status = ?, end_time = ?, reason = ?, timeout_at = NULL WHERE id = ?",
         (status, ctx.now, reason, run["id"]),
     )
-    job = _job(ctx, run["job_id"])
+    if run["work_index"] is not None:
+        item_ended(ctx, run, False, "lost" if status == "lost" else "exit", reason)
+        return
+    job = job_row(ctx, run["job_id"])
     if job is not None and job["state"] == "RUN" and job["current_run"] == run["id"]:
         end_run(ctx, job, False, status, reason, run["id"], ctx.now)
 
 
 def on_run_lost(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    run = _run(ctx, row["run_id"])
+    run = run_row(ctx, row["run_id"])
     if run is None:
         return
     claimed_by_other = run["pid"] is not None and run["pid"] != payload.get("pid")
@@ -352,7 +298,7 @@ def on_run_lost(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> 
 
 
 def on_dispatch_failed(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> None:
-    run = _run(ctx, row["run_id"])
+    run = run_row(ctx, row["run_id"])
     if run is not None and run["status"] == "dispatched":
         _end_run_abnormally(ctx, run, "exit", f"start failed: {payload.get('error')}")
 
@@ -422,6 +368,7 @@ HANDLERS: dict[str, Handler] = {
     journal.EVENT_DAEMON: on_event_daemon,
     journal.CALLBACKS_LOADED: on_callbacks_loaded,
     journal.CALLBACK_FINISHED: on_callback_finished,
+    journal.CONTROL: on_control,
     **CALENDAR_HANDLERS,
 }
 

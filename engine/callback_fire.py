@@ -19,6 +19,9 @@ from engine.transitions import TickContext
 # killed"; a repetitive job's run that ends back in PEND raises the same names.
 _BY_EVENT: dict[str, frozenset[str]] = {
     "resumed": frozenset({"waiting"}),
+    "retried": frozenset({"waiting"}),
+    "blocked": frozenset({"blocked"}),
+    "timeout": frozenset({"timeout"}),
     "started": frozenset({"running"}),
     "done": frozenset({"complete", "done"}),
     "exit": frozenset({"failed", "done"}),

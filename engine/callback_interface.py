@@ -10,7 +10,8 @@ What a callback sees (all languages):
 - `TOCK_CALLBACK_ACTIONS`: a path (/dev/fd/N, a pipe; the number alone is in
   `TOCK_CALLBACK_ACTIONS_FD`) to append action lines to, one per line:
   `unblock|block|kill|retry|fail|complete <job id>` or
-  `retry-work|fail-work|complete-work <job id> <work id>`; and `error <text>`, which sets the
+  `retry-work|fail-work|complete-work|block-work|unblock-work|kill-work <job id> <work id>`;
+  and `error <text>`, which sets the
   result's error. Shell: `echo "unblock $QB_JOBID" >> "$TOCK_CALLBACK_ACTIONS"`. Lines are
   read as they come, so what a callback posted before failing still counts. A line that is
   not understood is left out and named in the error; the others stand. More than
@@ -26,18 +27,20 @@ By language:
 - perl (`.pl`): `perl -e <prelude> -- path`: the prelude defines Qube's `$qb::jobid`
   (`$qb::workid`, `$qb::trigger`, `$qb::transition`) and `qb::unblock(@ids)`, `qb::block`,
   `qb::kill`, `qb::retry`, `qb::fail`, `qb::complete`, `qb::retrywork($job, $work)` (also
-  'job:work'), `qb::failwork`, `qb::completework`, which post action lines, then runs the
+  'job:work'), `qb::failwork`, `qb::completework`, `qb::blockwork`, `qb::unblockwork`
+  (`qb::workunblock`), `qb::killwork`, which post action lines, then runs the
   file with `do` (a `die` exits non-zero with its message).
 - shell (`.sh`): `/bin/sh path`.
 - qcb (`.qcb`): Qube action words, blank-separated, `#` to the end of a line a comment, any
   case: unblock-self block-self fail-self kill-self retry-work-self fail-work-self
-  complete-work-self mail-status. The `-self` words act on the job that fired (the `-work-`
-  ones on its work item). All or nothing: an unknown word, a Qube word Tock does not
-  support, or a work word without a work item makes the run an error with no actions and
-  no mail. `mail-status` mails the job's id, name, status and trigger through
-  `sendmail -t` when the pool's `sendmail` is an executable file, else writes it to
-  `spool_dir/<key>.mail` (a re-run of the same firing replaces its file). It runs in a
-  child like the rest (reading the file or sendmail could block), under the same timeout.
+  complete-work-self block-work-self unblock-work-self kill-work-self mail-status. The
+  `-self` words act on the job that fired (the `-work-` ones on its work item). All or
+  nothing: an unknown word, a Qube word Tock does not support, or a work word without a
+  work item makes the run an error with no actions and no mail. `mail-status` mails the
+  job's id, name, status and trigger through `sendmail -t` when the pool's `sendmail` is
+  an executable file, else writes it to `spool_dir/<key>.mail` (a re-run of the same
+  firing replaces its file). It runs in a child like the rest (reading the file or
+  sendmail could block), under the same timeout.
 """
 
 from __future__ import annotations
@@ -104,6 +107,10 @@ sub complete { _jobs('complete', @_) }
 sub retrywork { _work('retry-work', @_) }
 sub failwork { _work('fail-work', @_) }
 sub completework { _work('complete-work', @_) }
+sub blockwork { _work('block-work', @_) }
+sub unblockwork { _work('unblock-work', @_) }
+sub workunblock { _work('unblock-work', @_) }
+sub killwork { _work('kill-work', @_) }
 package main;
 my $qb_path = shift @ARGV;
 $0 = $qb_path;

@@ -60,6 +60,7 @@ from engine.children import (
     open_pidfd,
     readable,
 )
+from engine.cpu_budget import DEFAULT_BUDGET, CpuBudget, cpu_seconds
 from engine.orphans import callback_child
 
 
@@ -105,6 +106,11 @@ class _Run:
         self.ended: float | None = None
         self.thread_error: str | None = None
         self.finished = False
+        # The reader thread's: stopped (over its CPU budget) since and until these
+        # monotonic times, and for how long in all before.
+        self.stopped_at = 0.0
+        self.stopped_until: float | None = None
+        self.throttled = 0.0
 
 
 class CallbackPool:
@@ -114,6 +120,7 @@ class CallbackPool:
     DRAIN_LIMIT = 1.0  # seconds to read what an exited run left (a stray holder of a pipe)
     POLL = 0.2  # seconds between exit checks where there is no pidfd
     REAP_LIMIT = 2.0  # seconds to reap a run whose reader has finished
+    CPU_CHECK = 0.1  # seconds between looks at a run's CPU use
 
     def __init__(
         self,
@@ -126,6 +133,7 @@ class CallbackPool:
         shell: str = "/bin/sh",
         sendmail: str = "/usr/sbin/sendmail",
         output_limit: int = 64 << 20,
+        cpu_budget: CpuBudget | None = DEFAULT_BUDGET,
     ) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
@@ -139,6 +147,7 @@ class CallbackPool:
         self.shell = shell
         self.sendmail = sendmail
         self.env = None if env is None else dict(env)
+        self.cpu_budget = cpu_budget
         self._queue: deque[CallbackRequest] = deque()
         self._runs: list[_Run] = []
         self._done: list[CallbackResult] = []  # results that need no reaping (start errors)
@@ -326,13 +335,20 @@ class CallbackPool:
         timed_out = run.kill_reason == "timeout" and returncode < 0
         ended = run.ended if run.ended is not None else time.monotonic()
         started = run.process is not None
+        tail = _decode_tail(bytes(run.tail), run.total > len(run.tail))
+        if run.throttled > 0 and self.cpu_budget is not None:
+            note = (
+                f"[stopped {run.throttled:.1f} s in all: over its CPU budget of "
+                f"{self.cpu_budget.burst:g} s, then {self.cpu_budget.share:.0%} of a core]"
+            )
+            tail = f"{tail}\n{note}" if tail else note
         return CallbackResult(
             key=run.request.key,
             exit_code=returncode if returncode >= 0 and started else None,
             signal=-returncode if returncode < 0 and started else None,
             timed_out=timed_out,
             duration=max(0.0, ended - run.started),
-            output_tail=_decode_tail(bytes(run.tail), run.total > len(run.tail)),
+            output_tail=tail,
             output_bytes=run.total,
             actions=actions,
             error="; ".join(problems)[:MAX_ERROR] if problems else None,
@@ -362,11 +378,16 @@ class CallbackPool:
 
     def _read_until_exit(self, run: _Run) -> None:
         open_fds = {run.out_fd, run.act_fd}
+        check_at = time.monotonic() + self.CPU_CHECK
         while True:
             watched = sorted(open_fds)
             if run.pidfd is not None:
                 watched.append(run.pidfd)
-            ready = readable(watched, None if run.pidfd is not None else self.POLL)
+            timeout = None if run.pidfd is not None else self.POLL
+            if self.cpu_budget is not None:
+                wait = max(0.0, check_at - time.monotonic())
+                timeout = wait if timeout is None else min(timeout, wait)
+            ready = readable(watched, timeout)
             for fd in ready:
                 if fd != run.pidfd and not self._take(run, fd):
                     open_fds.discard(fd)
@@ -374,6 +395,11 @@ class CallbackPool:
                 break
             if run.pidfd is None and self._exited(run, 0):
                 break
+            if self.cpu_budget is not None and time.monotonic() >= check_at:
+                check_at = self._govern(run, self.cpu_budget)
+        if run.stopped_until is not None:
+            run.throttled += time.monotonic() - run.stopped_at
+            run.stopped_until = None
         run.ended = time.monotonic()
         # Exited: kill what is left of its group, then read what it wrote until EOF (which
         # never comes if something outside the group holds a pipe).
@@ -386,6 +412,23 @@ class CallbackPool:
             for fd in ready:
                 if not self._take(run, fd):
                     open_fds.discard(fd)
+
+    def _govern(self, run: _Run, budget: CpuBudget) -> float:
+        """Stop a run over its CPU budget, continue it once back within; the next check."""
+        now = time.monotonic()
+        if run.stopped_until is not None:
+            if now < run.stopped_until:
+                return run.stopped_until
+            killpg(run.pid, signal.SIGCONT)
+            run.throttled += now - run.stopped_at
+            run.stopped_until = None
+        cpu = cpu_seconds(run.pid)
+        pause = 0.0 if cpu is None else budget.pause_for(cpu, now - run.started)
+        if pause <= 0:
+            return now + self.CPU_CHECK
+        killpg(run.pid, signal.SIGSTOP)
+        run.stopped_at, run.stopped_until = now, now + pause
+        return run.stopped_until
 
     def _take(self, run: _Run, fd: int) -> bool:
         """Read a chunk from one of the run's pipes; False at its end."""

@@ -96,11 +96,22 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 @cli.command()
-@click.option("-J", "name", metavar="NAME", help="Job name (default: the command's end).")
+@click.option(
+    "-J",
+    "name",
+    metavar="NAME",
+    help="Job name (default: the command's end); NAME[1-100] (also [1-9,20], [0-99:2], "
+    "%N after ']' to run at most N at once) makes one work item per index.",
+)
 @click.option("-w", "condition", metavar="COND", help="Dependency condition, e.g. 'done(a)'.")
 @click.option("-ti", "terminate_orphan", is_flag=True, help="Terminate the job once orphaned.")
 @click.option("-H", "hold", is_flag=True, help="Submit held (PSUSP) until `tock resume`.")
-@click.option("-o", "stdout", metavar="FILE", help="Append standard output here (%J = job id).")
+@click.option(
+    "-o",
+    "stdout",
+    metavar="FILE",
+    help="Append standard output here (%J = job id, %I = work index).",
+)
 @click.option("-e", "stderr", metavar="FILE", help="Append standard error here (default: -o).")
 @click.option("--cwd", metavar="DIR", help="Working directory (default: the current one).")
 @click.option(
@@ -116,6 +127,12 @@ def cli(ctx: click.Context, db: str | None) -> None:
     multiple=True,
     help="Run PATH when TRIGGER happens, e.g. 'failed-job-self=/abs/notify.py' (repeatable).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Raise `timeout` (timeout-job-self, timeout-work-self-*) for a run still going then.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ID}.')
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
@@ -130,6 +147,7 @@ def submit(
     cwd: str | None,
     catchup: str,
     callbacks: tuple[str, ...],
+    timeout: float | None,
     as_json: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -152,6 +170,7 @@ def submit(
         cwd=cwd,
         catchup=catchup,
         callbacks=pairs,
+        timeout=timeout,
     )
     _warn(api.warnings)
     if as_json:
@@ -217,12 +236,41 @@ def _for_each_job(
         sys.exit(1)
 
 
+def _for_each_target(
+    ctx: click.Context,
+    words: Sequence[str],
+    action: str,
+    act: Callable[[int], None],
+    message: str,
+) -> None:
+    """As _for_each_job, where a word may also name one work item, `12[3]`."""
+    from engine.work_cli import target
+
+    api = _api(ctx)
+    failures = 0
+    for word in words:
+        try:
+            job_id, index = target(ctx, word)
+            if index is None:
+                act(job_id)
+                click.echo(message.format(f"Job <{job_id}>"))
+            else:
+                api.control(job_id, action, index)
+                click.echo(message.format(f"Job <{job_id}[{index}]>"))
+        except TockError as exc:
+            click.echo(f"tock: {exc}", err=True)
+            failures += 1
+    if failures:
+        sys.exit(1)
+
+
 @cli.command()
 @click.argument("job_ids", nargs=-1, required=True)
 @click.pass_context
 def kill(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
-    """Kill jobs: pending ones end at once, running ones get SIGTERM, then SIGKILL."""
-    _for_each_job(ctx, job_ids, _api(ctx).kill, "Job <{}> is being terminated.")
+    """Kill jobs or work items (JOB[INDEX]): pending ones end at once, running ones get
+    SIGTERM, then SIGKILL."""
+    _for_each_target(ctx, job_ids, "kill", _api(ctx).kill, "{} is being terminated.")
 
 
 @cli.command(name="del")
@@ -249,8 +297,8 @@ def delete(ctx: click.Context, runs: int | None, job_ids: tuple[str, ...]) -> No
 @click.argument("job_ids", nargs=-1, required=True)
 @click.pass_context
 def resume(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
-    """Release held (PSUSP) jobs."""
-    _for_each_job(ctx, job_ids, _api(ctx).resume, "Job <{}> is being resumed.")
+    """Release held (PSUSP) jobs or work items (JOB[INDEX])."""
+    _for_each_target(ctx, job_ids, "unblock", _api(ctx).resume, "{} is being resumed.")
 
 
 @cli.command()
@@ -350,6 +398,12 @@ cli.add_command(event)
 from engine.callback_cli import callbacks  # noqa: E402  (a command group of its own module)
 
 cli.add_command(callbacks)
+
+from engine.work_cli import COMMANDS, work  # noqa: E402  (commands of their own module)
+
+cli.add_command(work)
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -10,12 +10,13 @@ import re
 from dataclasses import dataclass
 
 JOB_FUNCS = ("started", "done", "exit", "ended")
+COUNT_FUNCS = ("numdone", "numexit", "numended", "numrun", "numpend", "numstart")
 REL_OPS = (">", ">=", "<", "<=", "==", "!=")
 EXTERNAL_KINDS = ("calendar", "file", "event")
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:%@/\-\[\]]+")
 _DIGITS = re.compile(r"\d+")
-_KEYWORDS = frozenset(JOB_FUNCS + EXTERNAL_KINDS)
+_KEYWORDS = frozenset(JOB_FUNCS + COUNT_FUNCS + EXTERNAL_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,17 @@ class JobPred:
 
 
 @dataclass(frozen=True, slots=True)
+class CountPred:
+    """`numdone(j, >= 50)`; `count` None is `numdone(j, *)`, which compares with the job's
+    total and so cannot be a fixed number at parse time."""
+
+    func: str  # one of COUNT_FUNCS
+    ref: JobRef
+    op: str = "=="  # one of REL_OPS; always "==" for `*`
+    count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class External:
     kind: str  # one of EXTERNAL_KINDS
     body: str
@@ -75,7 +87,7 @@ class Or:
     operands: tuple[Node, ...]
 
 
-Node = JobPred | External | Not | And | Or
+Node = JobPred | CountPred | External | Not | And | Or
 
 _PRECEDENCE = {Or: 1, And: 2, Not: 3}
 
@@ -90,6 +102,10 @@ def format_node(node: Node) -> str:
         if node.code is None:
             return f"{node.func}({node.ref.text()})"
         return f"{node.func}({node.ref.text()}, {node.op or '=='} {node.code})"
+    if isinstance(node, CountPred):
+        if node.count is None:
+            return f"{node.func}({node.ref.text()}, *)"
+        return f"{node.func}({node.ref.text()}, {node.op} {node.count})"
     if isinstance(node, External):
         return f"{node.kind}({node.body.strip()})"
     if isinstance(node, Not):
@@ -106,7 +122,7 @@ def format_node(node: Node) -> str:
 
 def job_refs(node: Node) -> list[JobRef]:
     """Every job reference, left to right."""
-    if isinstance(node, JobPred):
+    if isinstance(node, JobPred | CountPred):
         return [node.ref]
     if isinstance(node, External):
         return []
@@ -141,7 +157,7 @@ def calendar_target(body: str) -> CalendarTarget:
 def externals(node: Node) -> list[External]:
     if isinstance(node, External):
         return [node]
-    if isinstance(node, JobPred):
+    if isinstance(node, JobPred | CountPred):
         return []
     if isinstance(node, Not):
         return externals(node.operand)

@@ -15,6 +15,7 @@ from typing import Any
 from engine.conditions import (
     EXTERNAL_KINDS,
     And,
+    CountPred,
     External,
     JobPred,
     JobRef,
@@ -25,6 +26,9 @@ from engine.conditions import (
 )
 from engine.errors import Diagnostic
 
+MAX_COUNT = 2**31 - 1  # LSF's counts are C ints
+_COUNT_AT_END = re.compile(r"(\d+)\s*\)\Z")
+
 _TOKEN = re.compile(r"[A-Za-z0-9_.:%@/\-\[\]]+\*?|&&|\|\||[<>=!]=|.")
 
 _RULE_WORDS = {
@@ -32,6 +36,7 @@ _RULE_WORDS = {
     "STRING": "a quoted job name",
     "JobName": "a job name",
     "ExitCode": "an exit code",
+    "Count": "a count",
     "Balanced": "an expression",
 }
 
@@ -114,6 +119,8 @@ class _Builder:
             return JobPred("done", self.ref(obj.ref))
         if kind == "JobPred":
             return self.job_pred(obj)
+        if kind == "CountPred":
+            return self.count_pred(obj)
         if kind == "External" and not (obj.body or "").strip():
             self.error(obj, f"{obj.kind}() is empty")
             return External(obj.kind, "")
@@ -166,6 +173,32 @@ class _Builder:
         if not 0 <= code <= 255:
             self.error(obj, f"exit code {code} is out of range (0 to 255)")
         return JobPred("exit", ref, obj.op or "==", code)
+
+    def count_pred(self, obj: Any) -> CountPred:
+        ref = self.ref(obj.ref)
+        if obj.all:
+            return CountPred(obj.func, ref)
+        if not obj.count:
+            func = obj.func
+            self.error(obj, f"{func}() needs a count: {func}(job, op N) or {func}(job, *)")
+            return CountPred(obj.func, ref)
+        count = int(obj.count)
+        if count > MAX_COUNT:
+            self.error_at_count(obj, f"count {obj.count} is out of range (0 to {MAX_COUNT})")
+        return CountPred(obj.func, ref, obj.op, count)
+
+    def error_at_count(self, obj: Any, message: str) -> None:
+        """Point at the number itself: in `numdone("a 1", > 99999999999)` the reader looks
+        for the count, not for the predicate that holds it."""
+        start, end = obj._tx_position, obj._tx_position_end
+        match = _COUNT_AT_END.search(self.text, start, end)
+        if match is None:
+            self.error(obj, message)
+            return
+        offset = match.start(1)
+        line = self.text.count("\n", 0, offset) + 1
+        col = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        self.diagnostics.append(Diagnostic(self.source, line, col, message))
 
 
 def parse_condition(text: str, source: str = "-w") -> ParseResult:

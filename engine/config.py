@@ -35,6 +35,8 @@ class Config:
     event_daemons: tuple[str, ...] = ()  # site event daemons: command lines
     public_events: tuple[str, ...] = ()  # user events anyone may post to
     universal_callback_path: str | None = None  # comma-separated directories
+    callback_cpu_burst: float = 0.1  # CPU seconds a callback run uses at full speed
+    callback_cpu_share: float = 0.05  # of a core, for a callback run past its burst
     source: Path | None = None  # the file it came from, None for defaults
 
     @property
@@ -98,6 +100,12 @@ def _commands(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ValueError("must be a fraction of a core, more than 0 and at most 1")
+    return float(value)
+
+
 def _directories(value: Any) -> str:
     """Comma-separated absolute directories; "" turns universal callbacks off."""
     if not isinstance(value, str):
@@ -130,6 +138,8 @@ _KEYS: dict[str, Callable[[Any], Any]] = {
     "event_daemons": _commands,
     "public_events": _names,
     "universal_callback_path": _directories,
+    "callback_cpu_burst": _seconds,
+    "callback_cpu_share": _share,
 }
 
 

@@ -398,8 +398,8 @@ class Daemon:
 
     def next_wakeup(self) -> float | None:
         """The next time a decision falls due with no other input: an orphan's grace end,
-        a boundary (start or end of a time event) of a calendar some job waits on, or an
-        age() or stable() threshold of a file event."""
+        a boundary (start or end of a time event) of a calendar some job waits on, an
+        age() or stable() threshold of a file event, or a run's timeout."""
         row = self.conn.execute(
             "SELECT (SELECT min(invalid_since) FROM jobs WHERE invalid_since IS NOT NULL) "
             "+ orphan_grace FROM tick_state"
@@ -414,7 +414,12 @@ class Daemon:
             "SELECT min(next_check) FROM file_events WHERE removed IS NULL "
             "AND next_check IS NOT NULL"
         ).fetchone()
-        due = [float(value) for value in (row[0], calendar[0], files[0]) if value is not None]
+        timeout = self.conn.execute("SELECT min(timeout_at) FROM job_runs").fetchone()
+        due = [
+            float(value)
+            for value in (row[0], calendar[0], files[0], timeout[0])
+            if value is not None
+        ]
         return min(due) if due else None
 
     def idle(self) -> bool:
@@ -423,7 +428,7 @@ class Daemon:
             "SELECT (SELECT count(*) FROM journal"
             "         WHERE id > (SELECT journal_cursor FROM tick_state))"
             " + (SELECT count(*) FROM actions WHERE status = 'pending')"
-            " + (SELECT count(*) FROM jobs WHERE state = 'RUN')"
+            " + (SELECT count(*) FROM job_runs WHERE status IN ('dispatched', 'running'))"
             " + (SELECT count(*) FROM callback_runs WHERE status = 'pending')"
         ).fetchone()[0]
         return busy == 0 and self.next_wakeup() is None

@@ -16,12 +16,12 @@ from engine import journal
 from engine.callback_runner import CallbackPool
 from engine.clock import Clock
 from engine.config import Config
+from engine.cpu_budget import CpuBudget
 from engine.paths import Layout
 from engine.store import write
 from engine.users import current_user
 
 CHECK = 2.0  # seconds between looks at the callbacks.conf files
-ACTION_ROWS = {"unblock": journal.RESUME, "kill": journal.KILL}  # the others: not yet
 
 
 class CallbackEdge:
@@ -38,7 +38,8 @@ class CallbackEdge:
         self.config = config
         self.layout = layout
         self.log = log
-        self.pool = CallbackPool()
+        budget = CpuBudget(config.callback_cpu_burst, config.callback_cpu_share)
+        self.pool = CallbackPool(cpu_budget=budget)
         self.sent: set[str] = set()  # keys in the pool, until their result is written
         self.seen = 0  # the highest callback_runs.id handed to the pool
         self.confs: dict[str, float | None] = {}  # callbacks.conf -> mtime loaded
@@ -184,18 +185,17 @@ class CallbackEdge:
                 (result.key,),
             ).fetchone()
             user = owner[0] if owner is not None else current_user()
-            unsupported = []
             for action in result.actions:
-                kind = ACTION_ROWS.get(action.action)
-                if kind is None:
-                    unsupported.append(action.action)
-                    continue
-                pending.add(time=now, kind=kind, user=user, payload={}, job_id=action.job_id)
+                verb = action.action.removesuffix("-work")
+                payload = {"action": verb, "work": action.work_id, "via": f"callback {result.key}"}
+                if action.action.endswith("-work") and action.work_id is None:
+                    continue  # the protocol refuses it already
+                pending.add(
+                    time=now, kind=journal.CONTROL, user=user, payload=payload, job_id=action.job_id
+                )
             tail = result.output_tail
             if result.error:
                 tail = f"{tail}\n[{result.error}]" if tail else f"[{result.error}]"
-            if unsupported:
-                tail += f"\n[not supported yet: {', '.join(unsupported)}]"
             duration = round(result.duration, 6)
             self._result(pending, result.key, result.status, result.exit_code, duration, tail)
 

@@ -21,6 +21,7 @@ from engine.timeevents import (
 )
 from engine.transitions import PENDING_STATES, TickContext
 from engine.user_events import has_user_events, use_user_events, user_facts
+from engine.work import dispatch_items, end_unstarted_items, first_attribute, raise_timeouts
 
 REASONS = {
     Value.FALSE: "Job dependency condition not satisfied",
@@ -56,6 +57,7 @@ def dependents(ctx: TickContext, job_id: int) -> list[int]:
 
 
 def terminate_orphan(ctx: TickContext, job_id: int, state: str) -> None:
+    end_unstarted_items(ctx, job_id, ORPHAN_REASON)
     ctx.transition(
         job_id,
         state,
@@ -158,17 +160,29 @@ def expire_orphans(ctx: TickContext) -> None:
 
 
 def schedule(ctx: TickContext) -> None:
-    """Dispatch ready jobs, oldest first, while job slots are free."""
-    running = ctx.conn.execute("SELECT count(*) FROM jobs WHERE state = 'RUN'").fetchone()[0]
+    """Fill free job slots, oldest job first: ready pending jobs start, and running jobs
+    with work items start more of their items as their own `%N` allows."""
+    running = ctx.conn.execute(
+        "SELECT count(*) FROM job_runs WHERE status IN ('dispatched', 'running')"
+    ).fetchone()[0]
     free = ctx.max_running - running
     if free <= 0:
         return
-    ready = ctx.conn.execute(
-        "SELECT id, run_count, repetitive, catchup FROM jobs WHERE state = 'PEND' AND ready = 1 "
+    candidates = ctx.conn.execute(
+        "SELECT id, state, run_count, repetitive, catchup, work_total FROM jobs "
+        "WHERE state = 'PEND' AND ready = 1 "
+        "UNION ALL SELECT id, state, run_count, repetitive, catchup, work_total FROM jobs "
+        "WHERE state = 'RUN' AND work_total > 0 AND work_run < coalesce(work_limit, work_total) "
+        "AND EXISTS (SELECT 1 FROM work_items AS w WHERE w.job_id = jobs.id AND w.state = 'PEND') "
         "ORDER BY id LIMIT ?",
         (free,),
     ).fetchall()
-    for job in ready:
+    for job in candidates:
+        if free <= 0:
+            return
+        if job["state"] == "RUN":
+            free -= dispatch_items(ctx, job["id"], free, first_attribute(ctx.conn, job["id"]))
+            continue
         if has_user_events(ctx.conn, job["id"]):
             # A pulse taken by a job dispatched just before may have been this one's.
             evaluate_isolated(ctx, job["id"])
@@ -179,6 +193,10 @@ def schedule(ctx: TickContext) -> None:
         note = use_time_events(ctx, job["id"], job["catchup"]) if job["repetitive"] else None
         use_file_events(ctx, job["id"])
         attribute = use_user_events(ctx, job["id"])
+        if job["work_total"]:
+            ctx.transition(job["id"], "PEND", "RUN", "dispatched", reason=note, pending_reason=None)
+            free -= dispatch_items(ctx, job["id"], free, attribute)
+            continue
         run_no = job["run_count"] + 1
         run_id = ctx.conn.execute(
             "INSERT INTO job_runs (job_id, run_no, status, dispatch_time, event_attrib) "
@@ -198,6 +216,7 @@ def schedule(ctx: TickContext) -> None:
             pending_reason=None,
         )
         ctx.action("start", job["id"], run_id, {})
+        free -= 1
 
 
 def settle(ctx: TickContext) -> None:
@@ -205,6 +224,7 @@ def settle(ctx: TickContext) -> None:
     then fill free slots; repeat."""
     advance_calendars(ctx)
     advance_file_events(ctx)
+    raise_timeouts(ctx)
     for _ in range(1_000_000):
         while ctx.changed or ctx.to_evaluate:
             changed, ctx.changed = ctx.changed, set()

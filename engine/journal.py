@@ -17,6 +17,7 @@ MODIFY = "modify"
 KILL = "kill"
 DELETE = "delete"
 RESUME = "resume"
+CONTROL = "control"  # block, unblock, retry, complete, fail or kill a job or a work item
 CALENDAR_ADD = "calendar_add"
 CALENDAR_MODIFY = "calendar_modify"
 CALENDAR_DELETE = "calendar_delete"
@@ -42,6 +43,7 @@ KINDS = frozenset(
         KILL,
         DELETE,
         RESUME,
+        CONTROL,
         CALENDAR_ADD,
         CALENDAR_MODIFY,
         CALENDAR_DELETE,

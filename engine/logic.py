@@ -88,6 +88,16 @@ class JobFacts:
     last_ok: bool | None = None
     last_start: float | None = None
     last_end: float | None = None
+    # The jobs.work_* counters: all zero for a plain job, which counts as one item of its
+    # own state (work_counts).
+    work_total: int = 0
+    work_pend: int = 0
+    work_run: int = 0
+    work_done: int = 0
+    work_exit: int = 0
+    work_started: int = 0
+    # RUN items whose command has not started yet: they may still start, or never will.
+    work_dispatched: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +213,105 @@ def job_predicate(
             return INVALID
         return INVALID if state == "DONE" else F
     raise ValueError(f"unknown job predicate {func!r}")
+
+
+# --- work item counts -------------------------------------------------------------------
+
+# Counts that never go down: an item that has ended or started stays so.
+MONOTONE_COUNTS = frozenset({"numdone", "numexit", "numended", "numstart"})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkCounts:
+    total: int
+    pend: int  # PEND or PSUSP
+    run: int
+    done: int
+    exit: int
+    started: int  # ever started running
+    dispatched: int  # RUN, but the command has not started yet
+
+
+def work_counts(facts: JobFacts) -> WorkCounts:
+    """The job's items by state; a plain job is one item, so that num*() also works on the
+    jobs a wildcard matches whether or not they have items."""
+    if facts.work_total > 0:
+        return WorkCounts(
+            facts.work_total,
+            facts.work_pend,
+            facts.work_run,
+            facts.work_done,
+            facts.work_exit,
+            facts.work_started,
+            facts.work_dispatched,
+        )
+    state = facts.state
+    return WorkCounts(
+        total=1,
+        pend=int(state in ("PEND", "PSUSP")),
+        run=int(state == "RUN"),
+        done=int(state == "DONE"),
+        exit=int(state == "EXIT"),
+        started=int(facts.ever_started),
+        dispatched=int(state == "RUN" and not facts.ever_started),
+    )
+
+
+def _count_of(func: str, counts: WorkCounts) -> int:
+    if func == "numdone":
+        return counts.done
+    if func == "numexit":
+        return counts.exit
+    if func == "numended":
+        return counts.done + counts.exit
+    if func == "numrun":
+        return counts.run
+    if func == "numpend":
+        return counts.pend
+    if func == "numstart":
+        return counts.started
+    raise ValueError(f"unknown count function {func!r}")
+
+
+def _reachable(func: str, counts: WorkCounts) -> int:
+    """The largest value a monotone count can still reach: every unfinished item ends the
+    way it asks. An item is RUN from its dispatch, before its command starts, so numstart
+    also counts the dispatched ones: without them a dependent would be declared an orphan
+    while its parent is merely on its way. It must be those exactly, not every RUN item,
+    or the bound would grow when one starts and an INVALID turn back into FALSE."""
+    unfinished = counts.pend + counts.run
+    if func == "numdone":
+        return counts.done + unfinished
+    if func == "numexit":
+        return counts.exit + unfinished
+    if func == "numended":
+        return counts.total
+    return counts.started + counts.pend + counts.dispatched  # numstart
+
+
+def count_predicate(func: str, facts: JobFacts | None, op: str, n: int | None) -> Value:
+    """LSF's num*(job, op N) and num*(job, *) (`n` None: the count equals the total).
+
+    TRUE while the comparison holds. INVALID once it never can again: the job has finished
+    (its counts are final), or a count that only grows has passed an upper bound or can no
+    longer reach a lower one. numrun and numpend go up and down, so they stay FALSE until
+    the job finishes. A job whose record is gone is INVALID, as for job_predicate.
+    """
+    if facts is None:
+        return INVALID
+    counts = work_counts(facts)
+    if n is None:
+        op, n = "==", counts.total
+    count = _count_of(func, counts)
+    if COMPARE[op](count, n):
+        return T
+    if facts.state in FINISHED:
+        return INVALID
+    if func not in MONOTONE_COUNTS or op == "!=":
+        return F  # a count that goes down may come back; one that grows may leave n
+    # The comparison fails now, and the count can only grow from here.
+    if op in ("<", "<=") or (op == "==" and count > n):
+        return INVALID
+    if not COMPARE[">=" if op == "==" else op](_reachable(func, counts), n):
+        return INVALID
+    return F

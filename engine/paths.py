@@ -49,3 +49,30 @@ def layout_for(db: str | os.PathLike[str] | None) -> Layout:
     """Resolved, so that one database reached by two names still has one lock and FIFO."""
     path = default_db_path() if db is None else Path(db).expanduser()
     return Layout(path.resolve())
+
+
+def output_paths(
+    directory: Path,
+    job_id: int,
+    workdir: Path,
+    stdout: str | None,
+    stderr: str | None,
+    items: bool = False,
+) -> tuple[str, str]:
+    """A job's output files. `%J` is the job id; `%I`, a work item's index, is replaced by
+    each item's wrapper (0 for a plain job, as LSF). Items write to files of their own by
+    default, in `directory`, the user's output directory."""
+
+    def resolve(path: str) -> str:
+        path = path.replace("%J", str(job_id))
+        return str(workdir / Path(path).expanduser())
+
+    stem = f"{job_id}.%I" if items else str(job_id)
+    out = resolve(stdout) if stdout else str(directory / f"{stem}.out")
+    if stderr:
+        err = resolve(stderr)
+    elif stdout:
+        err = out  # LSF: -o without -e collects both streams
+    else:
+        err = str(directory / f"{stem}.err")
+    return out, err

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.logic import CalendarFacts, EventFacts, Value
+from engine.logic import CalendarFacts, EventFacts, Value, work_counts
 from engine.rules import (
     Evaluation,
     RuleNode,
@@ -47,6 +47,12 @@ class JobInfo:
     catchup: str = "none"
     runs_left: int | None = None
     last_end: float | None = None
+    work: dict[str, Any] | None = None  # spec and counts by state of its work items
+
+    @property
+    def full_name(self) -> str:
+        """The name with its index list, `render[1-100]%5`, as it was given to -J."""
+        return self.name + (self.work["spec"] if self.work else "")
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobInfo:
@@ -76,6 +82,7 @@ class JobInfo:
             catchup=row["catchup"],
             runs_left=row["runs_left"],
             last_end=row["last_end"],
+            work=_work_counts(row),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -83,6 +90,13 @@ class JobInfo:
         for key in ("submit_time", "start_time", "end_time", "last_end"):
             data[key] = iso(data[key])
         return data
+
+
+def _work_counts(row: sqlite3.Row) -> dict[str, Any] | None:
+    if not row["work_total"]:
+        return None
+    counts = {name: row[f"work_{name}"] for name in ("total", "pend", "run", "done", "exit")}
+    return {"spec": row["work_spec"], "limit": row["work_limit"], **counts}
 
 
 UNFINISHED = ("PEND", "PSUSP", "RUN")
@@ -191,6 +205,9 @@ def why(conn: sqlite3.Connection, job_id: int) -> WhyNode | None:
                 "state": fact.state if fact else None,
                 "exit_code": fact.exit_code if fact else None,
             }
+            if node.count_func is not None and fact is not None:
+                # What the count was compared with; a plain job shows as its one item.
+                job["work"] = asdict(work_counts(fact))
         calendar = None
         if node.event is not None and node.event in calendars:
             cal = calendars[node.event]
@@ -220,6 +237,7 @@ class HistoryEntry:
     reason: str | None
     run_id: int | None
     run_no: int | None
+    work_index: int | None = None  # the work item it is about; None: the job
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -229,7 +247,8 @@ class HistoryEntry:
 
 def history(conn: sqlite3.Connection, job_id: int) -> list[HistoryEntry]:
     rows = conn.execute(
-        "SELECT h.time, h.event, h.from_state, h.to_state, h.user, h.reason, h.run_id, r.run_no "
+        "SELECT h.time, h.event, h.from_state, h.to_state, h.user, h.reason, h.run_id, r.run_no, "
+        "h.work_index "
         "FROM history AS h LEFT JOIN job_runs AS r ON r.id = h.run_id "
         "WHERE h.job_id = ? ORDER BY h.id",
         (job_id,),

@@ -30,7 +30,7 @@ def jobs_table(jobs: Sequence[JobInfo]) -> str:
             job.user,
             job.state,
             "-" if job.exit_code is None else str(job.exit_code),
-            job.name,
+            job.full_name,
             short(job.submit_time),
         ]
         for job in jobs
@@ -49,7 +49,7 @@ def _ending(job: JobInfo) -> str:
 
 def job_long(job: JobInfo) -> str:
     lines = [
-        f"Job <{job.id}>, Job Name <{job.name}>, User <{job.user}>, Status <{job.state}>, "
+        f"Job <{job.id}>, Job Name <{job.full_name}>, User <{job.user}>, Status <{job.state}>, "
         f"Command <{job.command}>"
     ]
     lines.append(
@@ -59,6 +59,13 @@ def job_long(job: JobInfo) -> str:
     if job.condition is not None:
         flag = ", terminate if orphaned (-ti)" if job.terminate_orphan else ""
         lines.append(f" Dependency Condition <{job.condition}>{flag};")
+    if job.work:
+        work = job.work
+        limit = "" if work["limit"] is None else f", at most {work['limit']} at once"
+        lines.append(
+            f" Work items <{work['spec']}>: {work['total']} in all, {work['pend']} pending, "
+            f"{work['run']} running, {work['done']} done, {work['exit']} exited{limit};"
+        )
     if job.repetitive:
         left = "" if job.runs_left is None else f", deleted after {job.runs_left} more run(s)"
         lines.append(f" Repetitive job: back to PEND after each run, catch-up {job.catchup}{left};")
@@ -93,6 +100,12 @@ def why_tree(job: JobInfo, root: WhyNode | None) -> str:
             state = info["state"] or "gone"
             code = f" exit {info['exit_code']}" if info.get("exit_code") is not None else ""
             detail = f"job <{info['id']}> {info['name']} is {state}{code}"
+            if info.get("work"):
+                work = info["work"]
+                detail += (
+                    f"; items: {work['done']} done, {work['exit']} exited, {work['run']} running, "
+                    f"{work['pend']} pending of {work['total']}"
+                )
         elif node.calendar is not None:
             cal = node.calendar
             detail = f"calendar <{cal['calendar']}> is {cal['status']}"
@@ -177,6 +190,17 @@ _PHRASES = {
     "missed": "Time event missed",
     "kill_ignored": "Kill ignored",
     "delete_scheduled": "Deletion scheduled",
+    "retried": "Retried",
+    "items_retried": "Failed work items retried",
+    "blocked": "Blocked",
+    "timeout": "Still running at its timeout",
+    "block_ignored": "Block ignored",
+    "unblock_ignored": "Unblock ignored",
+    "retry_ignored": "Retry ignored",
+    "complete_ignored": "Complete ignored",
+    "fail_ignored": "Fail ignored",
+    "complete_requested": "Completion requested",
+    "fail_requested": "Failure requested",
 }
 
 
@@ -201,6 +225,10 @@ def _history_text(entry: HistoryEntry) -> str:
 
 
 def history_lines(job: JobInfo, entries: Sequence[HistoryEntry]) -> str:
-    lines = [f"Job <{job.id}>, Job Name <{job.name}>, User <{job.user}>, Command <{job.command}>"]
-    lines.extend(f"{short(entry.time)}: {_history_text(entry)};" for entry in entries)
+    lines = [
+        f"Job <{job.id}>, Job Name <{job.full_name}>, User <{job.user}>, Command <{job.command}>"
+    ]
+    for entry in entries:
+        item = "" if entry.work_index is None else f"Work item <{entry.work_index}>: "
+        lines.append(f"{short(entry.time)}: {item}{_history_text(entry)};")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.conditions import (
     And,
+    CountPred,
     External,
     JobPred,
     JobRef,
@@ -32,6 +33,7 @@ from engine.logic import (
     Value,
     and2,
     calendar_predicate,
+    count_predicate,
     event_predicate,
     fold,
     job_predicate,
@@ -43,8 +45,18 @@ from engine.resolver import ResolvedJob, Resolver
 CompiledNode = dict[str, Any]
 
 
-def _leaf(pred: JobPred, job: ResolvedJob, by_id: bool) -> CompiledNode:
+def _leaf(pred: JobPred | CountPred, job: ResolvedJob, by_id: bool) -> CompiledNode:
     ref = JobRef(id=job.id) if by_id else JobRef(name=job.name)
+    if isinstance(pred, CountPred):
+        # `*` is '==' with no number: the job's total is only known when evaluating.
+        return {
+            "op": "LEAF",
+            "text": format_node(CountPred(pred.func, ref, pred.op, pred.count)),
+            "count": pred.func,
+            "job": job.id,
+            "exit_op": pred.op,
+            "exit_code": pred.count,
+        }
     text = format_node(JobPred(pred.func, ref, pred.op, pred.code))
     return {
         "op": "LEAF",
@@ -66,7 +78,7 @@ def compile_condition(tree: Node, resolver: Resolver) -> list[CompiledNode]:
         return len(nodes) - 1
 
     def walk(node: Node, parent: int | None) -> None:
-        if isinstance(node, JobPred):
+        if isinstance(node, JobPred | CountPred):
             ref = node.ref
             if ref.id is not None:
                 emit(_leaf(node, resolver.by_id(ref.id), True), parent)
@@ -119,11 +131,15 @@ def positive_leaves(nodes: list[CompiledNode]) -> list[CompiledNode]:
 
 def is_repetitive(conn: sqlite3.Connection, nodes: list[CompiledNode]) -> bool:
     """LSF: a job waiting on a calendar repeats, and so does one waiting on a repetitive
-    job. Only a leaf that can trigger the job counts: `!calendar(Holiday)` alone does not."""
+    job. Only a leaf that can trigger the job counts: `!calendar(Holiday)` alone does not,
+    and neither does a num*() leaf: a count is a level with no notion of "a new run since
+    this job's last", so it could never start the job again (see evaluate)."""
     leaves = positive_leaves(nodes)
     if any(leaf.get("calendar") for leaf in leaves):
         return True
-    parents = [int(leaf["job"]) for leaf in leaves if leaf.get("job") is not None]
+    parents = [
+        int(leaf["job"]) for leaf in leaves if leaf.get("job") is not None and not leaf.get("count")
+    ]
     return any(facts.repetitive for facts in job_facts(conn, parents).values())
 
 
@@ -223,7 +239,7 @@ def store_rule(
         parent = node.get("parent")
         cursor = conn.execute(
             "INSERT INTO rule_nodes (rule_id, parent_id, position, op, text, pred, ref_job_id, "
-            "exit_op, exit_code, event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "exit_op, exit_code, event_id, count_func) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 rule_id,
                 None if parent is None else ids[parent],
@@ -235,6 +251,7 @@ def store_rule(
                 node.get("exit_op"),
                 node.get("exit_code"),
                 node.get("event"),
+                node.get("count"),
             ),
         )
         ids.append(int(cursor.lastrowid or 0))
@@ -251,13 +268,14 @@ class RuleNode:
     exit_op: str | None = None
     exit_code: int | None = None
     event: int | None = None
+    count_func: str | None = None  # a num*() leaf; exit_op/exit_code hold its comparison
     children: list[RuleNode] = field(default_factory=list)
 
 
 def load_rule(conn: sqlite3.Connection, job_id: int) -> RuleNode | None:
     rows = conn.execute(
         "SELECT n.id, n.parent_id, n.op, n.text, n.pred, n.ref_job_id, n.exit_op, n.exit_code, "
-        "n.event_id FROM rules AS r JOIN rule_nodes AS n ON n.rule_id = r.id "
+        "n.event_id, n.count_func FROM rules AS r JOIN rule_nodes AS n ON n.rule_id = r.id "
         "WHERE r.job_id = ? ORDER BY n.position",
         (job_id,),
     ).fetchall()
@@ -275,6 +293,7 @@ def load_rule(conn: sqlite3.Connection, job_id: int) -> RuleNode | None:
             row["exit_op"],
             row["exit_code"],
             row["event_id"],
+            row["count_func"],
         )
         by_id[node.id] = node
         if row["parent_id"] is None:
@@ -305,14 +324,22 @@ FACTS_CHUNK = 500  # far below SQLite's limit on bound variables
 
 
 def job_facts(conn: sqlite3.Connection, job_ids: Iterable[int]) -> dict[int, JobFacts]:
-    """What the predicates need of each job; `name*` may name thousands of jobs."""
+    """What the predicates need of each job; `name*` may name thousands of jobs.
+
+    The work counters are read as they are; only the items dispatched but not yet started
+    have no counter, and are counted among the job's running items (work_items_state),
+    which are never more than the slots.
+    """
     ids = list(job_ids)
     facts: dict[int, JobFacts] = {}
     for start in range(0, len(ids), FACTS_CHUNK):
         chunk = ids[start : start + FACTS_CHUNK]
         rows = conn.execute(
             "SELECT id, state, exit_code, start_time IS NOT NULL, repetitive, last_ok, "
-            f"last_start, last_end FROM jobs WHERE id IN ({','.join('?' * len(chunk))})",
+            "last_start, last_end, work_total, work_pend, work_run, work_done, work_exit, "
+            "work_started, CASE WHEN work_run > 0 THEN (SELECT count(*) FROM work_items AS w "
+            "WHERE w.job_id = jobs.id AND w.state = 'RUN' AND w.started = 0) ELSE 0 END "
+            f"FROM jobs WHERE id IN ({','.join('?' * len(chunk))})",
             chunk,
         )
         facts.update(
@@ -326,6 +353,13 @@ def job_facts(conn: sqlite3.Connection, job_ids: Iterable[int]) -> dict[int, Job
                     None if row[5] is None else bool(row[5]),
                     row[6],
                     row[7],
+                    work_total=row[8],
+                    work_pend=row[9],
+                    work_run=row[10],
+                    work_done=row[11],
+                    work_exit=row[12],
+                    work_started=row[13],
+                    work_dispatched=row[14],
                 ),
             )
             for row in rows
@@ -354,7 +388,12 @@ class Evaluation:
 def evaluate(node: RuleNode, facts: Evaluation, negated: bool = False) -> Value:
     """The node's value; with `facts.trace`, every node's value is recorded by node id."""
     if node.op == "LEAF":
-        if node.job is not None:
+        if node.count_func is not None and node.job is not None:
+            # A count is a level, never news: it does not start a repetitive job again.
+            parent = facts.jobs.get(node.job)
+            value = count_predicate(node.count_func, parent, node.exit_op or "==", node.exit_code)
+            fresh = False
+        elif node.job is not None:
             parent = facts.jobs.get(node.job)
             value = job_predicate(
                 node.pred or "done", parent, node.exit_op, node.exit_code, facts.since

@@ -41,6 +41,8 @@ class JobSpec:
     user_events: list[dict[str, Any]] = field(default_factory=list)  # {"id", "name"}
     callbacks: list[dict[str, Any]] = field(default_factory=list)  # attachments
     callback_defs: list[dict[str, Any]] = field(default_factory=list)  # its --callback defs
+    work_spec: str | None = None  # canonical index list, "[1-100]%5" (engine/workspec.py)
+    timeout: float | None = None  # seconds a run may go before `timeout` is raised
 
     def payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +111,10 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
     )
     if spec.condition is not None:
         store_rule(conn, spec.id, spec.condition, spec.nodes, time)
+    if spec.work_spec is not None:
+        _accept_work(conn, spec)
+    if spec.timeout is not None:
+        conn.execute("UPDATE jobs SET timeout = ? WHERE id = ?", (spec.timeout, spec.id))
     conn.execute(
         "INSERT INTO history (time, job_id, journal_id, event, to_state, user, reason) "
         "VALUES (?, ?, ?, 'submitted', ?, ?, ?)",
@@ -122,3 +128,18 @@ def accept_submit(conn: sqlite3.Connection, journal_id: int, time: float, spec: 
         ),
     )
     return True
+
+
+def _accept_work(conn: sqlite3.Connection, spec: JobSpec) -> None:
+    """The job's work items, expanded from the canonical list the API checked."""
+    from engine.work import create_items
+    from engine.workspec import parse_work_name
+
+    parsed = parse_work_name(f"x{spec.work_spec}")
+    if parsed.spec is None or not parsed.spec.is_array:
+        raise ValueError(f"job {spec.id}: bad work list {spec.work_spec!r}: {parsed.diagnostics}")
+    conn.execute(
+        "UPDATE jobs SET work_spec = ?, work_limit = ? WHERE id = ?",
+        (parsed.spec.text, parsed.spec.limit, spec.id),
+    )
+    create_items(conn, spec.id, parsed.spec.indices)

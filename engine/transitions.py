@@ -41,15 +41,32 @@ class TickContext:
         user: str | None = None,
         reason: str | None = None,
         run_id: int | None = None,
+        work_index: int | None = None,
     ) -> None:
+        """Record what happened to a job, or to its work item `work_index`, and fire the
+        callbacks waiting for it."""
         self.conn.execute(
             "INSERT INTO history (time, job_id, run_id, journal_id, event, from_state, to_state, "
-            "user, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.now, job_id, run_id, self.journal_id, event, from_state, to_state, user, reason),
+            "user, reason, work_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.now,
+                job_id,
+                run_id,
+                self.journal_id,
+                event,
+                from_state,
+                to_state,
+                user,
+                reason,
+                work_index,
+            ),
         )
         from engine.callback_fire import fire_for
 
-        fire_for(self, job_id, event, to_state)
+        if work_index is None:
+            fire_for(self, job_id, event, to_state)
+        else:
+            fire_for(self, job_id, event, to_state, work=str(work_index), work_id=work_index)
 
     def transition(
         self,

@@ -42,6 +42,7 @@ class Job:
     stderr: str
     env: dict[str, str]
     event_attrib: str = ""
+    work_index: int | None = None  # the work item this run is, None for a plain job
 
 
 def while_busy(action: Callable[[], T]) -> T:
@@ -66,7 +67,7 @@ def claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
 def _claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
     with store.write(conn):
         row = conn.execute(
-            "SELECT r.status, r.event_attrib, j.* FROM job_runs AS r JOIN jobs AS j "
+            "SELECT r.status, r.event_attrib, r.work_index, j.* FROM job_runs AS r JOIN jobs AS j "
             "ON j.id = r.job_id "
             "WHERE r.id = ?",
             (run_id,),
@@ -90,17 +91,20 @@ def _claim(conn: sqlite3.Connection, run_id: int) -> Job | None:
             )
         except sqlite3.IntegrityError:
             return None  # another wrapper claimed this run first
+    index = row["work_index"]
+    shown = "0" if index is None else str(index)  # LSF: %I is 0 outside an array
     return Job(
         job_id=row["id"],
         run_id=run_id,
-        name=row["name"],
+        name=row["name"] if index is None else f"{row['name']}[{index}]",
         user=row["user"],
         command=row["command"],
         cwd=row["cwd"],
-        stdout=row["stdout_path"],
-        stderr=row["stderr_path"],
+        stdout=row["stdout_path"].replace("%I", shown),
+        stderr=row["stderr_path"].replace("%I", shown),
         env=json.loads(row["env"]),
         event_attrib=row["event_attrib"] or "",
+        work_index=index,
     )
 
 
@@ -114,6 +118,14 @@ def job_environment(job: Job, db: Path) -> dict[str, str]:
         TOCK_RUNID=str(job.run_id),
         TOCK_DB=str(db),
     )
+    if job.work_index is not None:
+        # LSF's array index, Qube's frame number: the same number for either habit.
+        index = str(job.work_index)
+        env.update(LSB_JOBINDEX=index, QB_FRAME_NUMBER=index, TOCK_WORK_INDEX=index)
+    else:
+        env["LSB_JOBINDEX"] = "0"  # LSF's value outside an array, as %I
+        for name in ("QB_FRAME_NUMBER", "TOCK_WORK_INDEX"):
+            env.pop(name, None)  # captured from a submitter that ran as an item
     return env
 
 

@@ -218,7 +218,7 @@ def test_an_endless_loop_is_killed_at_its_timeout_and_the_pool_goes_on(
     result = run(pool, request(loop, timeout=0.5))
     assert result.timed_out and result.status == "timeout"
     assert (result.exit_code, result.signal) == (None, 9)
-    assert result.output_tail == "spinning\n"
+    assert result.output_tail.startswith("spinning\n")  # then a note: it was CPU-throttled
     assert pool.running() == 0 and pool.next_due() is None
     fine = script(tmp_path, "fine.py", "qb.unblock(12)\n")
     after = run(pool, request(fine, key="k2"))
@@ -509,3 +509,38 @@ def test_qcb_plan() -> None:
         [],
     )
     assert qb.qcb_plan("# nothing\n", 4, None) == ([], False, [])
+
+
+def test_a_busy_callback_gets_its_burst_then_a_small_share(tmp_path: Path) -> None:
+    import resource
+
+    from engine.cpu_budget import CpuBudget
+
+    loop = script(tmp_path, "loop.py", "while True:\n    pass\n")
+    budget = CpuBudget(burst=0.3, share=0.05)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with CallbackPool(size=1, cpu_budget=budget) as pool:
+        result = run(pool, request(loop, timeout=3.0))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert result.timed_out
+    # Without the budget it would use about 3 s: the burst, 5 % of its 3 s, and the
+    # interpreter's start and a check interval of slack.
+    assert used < 0.3 + 0.05 * 3.0 + 0.4, used
+    assert "over its CPU budget of 0.3 s, then 5% of a core" in result.output_tail
+
+
+def test_a_light_callback_is_never_stopped(pool: CallbackPool, tmp_path: Path) -> None:
+    quick = script(tmp_path, "quick.py", "import time\ntime.sleep(0.3)\nprint('ok')\n")
+    result = run(pool, request(quick))
+    assert result.status == "done" and result.output_tail == "ok\n"
+
+
+def test_the_budget_rule() -> None:
+    from engine.cpu_budget import MAX_PAUSE, CpuBudget
+
+    budget = CpuBudget(burst=1.0, share=0.1)
+    assert budget.pause_for(0.9, 0.0) == 0.0
+    assert budget.pause_for(1.19, 2.0) == 0.0  # within 1 + 0.1 * 2
+    assert budget.pause_for(1.25, 2.0) == pytest.approx(0.5)  # 0.05 over at 10 %
+    assert budget.pause_for(5.0, 0.0) == MAX_PAUSE

@@ -6,7 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.conditions import And, External, JobPred, JobRef, Node, Not, Or, format_node, quote_name
+from engine.conditions import (
+    COUNT_FUNCS,
+    And,
+    CountPred,
+    External,
+    JobPred,
+    JobRef,
+    Node,
+    Not,
+    Or,
+    format_node,
+    quote_name,
+)
 from engine.condparse import parse_condition
 
 
@@ -59,6 +71,39 @@ def test_exit_codes_and_operators() -> None:
     assert parse("exit(b,>=0)") == JobPred("exit", JobRef(name="b"), ">=", 0)
 
 
+def test_count_functions_take_an_operator_and_a_number_or_a_star() -> None:
+    assert parse("numdone(render, >= 50)") == CountPred("numdone", JobRef(name="render"), ">=", 50)
+    assert parse("numexit(12, == 0) && numended(12, *)") == And(
+        (CountPred("numexit", JobRef(id=12), "==", 0), CountPred("numended", JobRef(id=12)))
+    )
+    assert parse('!numrun("a b", > 3)') == Not(CountPred("numrun", JobRef(name="a b"), ">", 3))
+    for func in COUNT_FUNCS:
+        for op in (">", ">=", "<", "<=", "==", "!="):
+            assert parse(f"{func}(j,{op}7)") == CountPred(func, JobRef(name="j"), op, 7)
+    assert parse("numpend(j, == 2147483647)") == CountPred(
+        "numpend", JobRef(name="j"), "==", 2**31 - 1
+    )
+    assert parse("numdone(j, == 007)") == CountPred("numdone", JobRef(name="j"), "==", 7)
+
+
+def test_the_star_of_a_count_is_not_part_of_the_name() -> None:
+    assert parse("numdone(a, *)") == CountPred("numdone", JobRef(name="a"))
+    assert parse("numdone(a,*)") == CountPred("numdone", JobRef(name="a"))
+    assert parse("numdone(a*, *)") == CountPred("numdone", JobRef(name="a", wildcard=True))
+    assert parse("numstart(a*,>1)") == CountPred(
+        "numstart", JobRef(name="a", wildcard=True), ">", 1
+    )
+    assert parse("numdone('*', *)") == CountPred("numdone", JobRef(name="*"))
+
+
+def test_count_keywords_followed_by_letters_are_names() -> None:
+    assert parse("numdonex") == done("numdonex")
+    assert parse("numdone && numexit.log") == And((done("numdone"), done("numexit.log")))
+    assert parse("numdone(numdone, *)") == CountPred("numdone", JobRef(name="numdone"))
+    assert quote_name("numdone") == "'numdone'"
+    assert format_node(parse("numended(numrun*, *)")) == "numended(numrun*, *)"
+
+
 def test_same_operator_groups_are_flattened() -> None:
     assert parse("a && (b && c)") == And((done("a"), done("b"), done("c")))
 
@@ -84,6 +129,14 @@ def test_same_operator_groups_are_flattened() -> None:
         ("done(*)", 6, "found '*'"),
         ("   ", 1, "empty"),
         ("done(a) & done(b)", 9, "found '&'"),
+        ("numdone(a)", 1, "numdone() needs a count: numdone(job, op N) or numdone(job, *)"),
+        ("numdone(a, 5)", 12, "expected '*', '>=', '<=', '==', '!=', '>' or '<', found '5'"),
+        ("numdone(a, > -1)", 14, "expected a count, found '-1'"),
+        ("numexit(a, >= *)", 15, "expected a count, found '*'"),
+        ("numrun(a, *5)", 12, "found '5'"),
+        ("numdone(a * )", 11, "found '*'"),
+        ("numpend(a, > 2147483648)", 14, "count 2147483648 is out of range (0 to 2147483647)"),
+        ("done(b) && numdone('1 2', >= 99999999999)", 30, "count 99999999999 is out"),
     ],
 )
 def test_bad_conditions_name_the_column(text: str, col: int, fragment: str) -> None:
@@ -101,6 +154,17 @@ def test_canonical_text() -> None:
     assert format_node(parse(text)) == (
         "done(a) && (exit(b, > 2) || ended(c*)) || !(started(12) || done('x y'))"
     )
+    text = 'numdone( render ,>=50)&&!numexit("a b",*)||numstart(x*,!=0)'
+    assert format_node(parse(text)) == (
+        "numdone(render, >= 50) && !numexit('a b', *) || numstart(x*, != 0)"
+    )
+
+
+def test_a_count_out_of_range_is_found_on_any_line() -> None:
+    result = parse_condition('done(a) &&\n  numstart("x 9",  <  4294967296 )')
+    assert [str(d) for d in result.diagnostics] == [
+        "-w:2:23: count 4294967296 is out of range (0 to 2147483647)"
+    ]
 
 
 def test_names_that_need_quotes_are_quoted() -> None:
@@ -113,8 +177,9 @@ def test_names_that_need_quotes_are_quoted() -> None:
 
 # --- property: parse(format(tree)) == tree ---------------------------------------------
 
+KEYWORDS = ("started", "done", "exit", "ended", "calendar", "file", "event", *COUNT_FUNCS)
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,8}", fullmatch=True).filter(
-    lambda n: n not in ("started", "done", "exit", "ended", "calendar", "file", "event")
+    lambda n: n not in KEYWORDS
 )
 refs = st.one_of(
     st.builds(lambda i: JobRef(id=i), st.integers(min_value=0, max_value=10**6)),
@@ -129,7 +194,17 @@ exit_preds = st.builds(
     st.sampled_from([">", ">=", "<", "<=", "==", "!="]),
     st.integers(min_value=0, max_value=255),
 )
-leaves = st.one_of(plain_preds, exit_preds)
+count_preds = st.one_of(
+    st.builds(
+        CountPred,
+        st.sampled_from(COUNT_FUNCS),
+        refs,
+        st.sampled_from([">", ">=", "<", "<=", "==", "!="]),
+        st.integers(min_value=0, max_value=2**31 - 1),
+    ),
+    st.builds(CountPred, st.sampled_from(COUNT_FUNCS), refs),  # num*(j, *)
+)
+leaves = st.one_of(plain_preds, exit_preds, count_preds)
 
 
 def _combine(children: st.SearchStrategy[Node]) -> st.SearchStrategy[Node]:
@@ -172,6 +247,19 @@ def test_parser_never_raises_on_junk(text: str) -> None:
     for diagnostic in result.diagnostics:
         assert diagnostic.line >= 1
         assert diagnostic.col >= 1
+
+
+COUNT_TOKENS = ["numdone", "numstart", "(", ")", ",", "*", ">=", "!=", "a", "12", "3000000000"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*COUNT_TOKENS, " ", "!", "&&", "'x'"]), max_size=12))
+def test_parser_never_raises_on_junk_around_counts(tokens: list[str]) -> None:
+    text = "".join(tokens)
+    result = parse_condition(text)
+    assert result.ok or result.diagnostics
+    for diagnostic in result.diagnostics:
+        assert 1 <= diagnostic.col <= len(text) + 1
 
 
 def test_external_atoms_keep_their_body_for_later_issues() -> None:

@@ -247,7 +247,7 @@ def test_kill_requeues_a_running_repetitive_job_and_refuses_a_pending_one(
     eng.tick()
     info = eng.api.job(job)
     assert info.state == "PEND"
-    assert "requeued" in (events(eng, job, "exit")[-1] or "")
+    assert "requeued" in (events(eng, job, "killed")[-1] or "")
     at(eng, T0 + DAY + 30 * MINUTE)
     assert eng.state(job) == "RUN"
 

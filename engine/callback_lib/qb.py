@@ -15,7 +15,8 @@ firing transition gave it), so it needs no database:
 - Actions, carried out by the scheduler after the callback (through the journal, with the
   permissions of the callback's user): `unblock`, `block`, `kill`, `retry`, `fail` and
   `complete`, each taking one or more job ids (ints, digit strings, or lists of them), and
-  `retrywork`, `failwork`, `completework` taking `(job, work)` or `'job:work'`. An action is
+  `retrywork`, `failwork`, `completework`, `blockwork`, `unblockwork` (also Qube's older
+  `workunblock`) and `killwork` taking `(job, work)` or `'job:work'`. An action is
   posted when it is called: a callback that fails afterwards has still asked for it.
 
 Code that uses `qb` without importing it (a Qube code string) works too.
@@ -49,6 +50,9 @@ ACTIONS: dict[str, bool] = {
     "retry-work": True,
     "fail-work": True,
     "complete-work": True,
+    "block-work": True,
+    "unblock-work": True,
+    "kill-work": True,
 }
 ERROR = "error"  # an action line `error <text>` sets the run's error
 MAX_ID = (1 << 63) - 1
@@ -62,6 +66,9 @@ QCB_WORDS: dict[str, str] = {
     "retry-work-self": "retry-work",
     "fail-work-self": "fail-work",
     "complete-work-self": "complete-work",
+    "block-work-self": "block-work",
+    "unblock-work-self": "unblock-work",
+    "kill-work-self": "kill-work",
 }
 QCB_MAIL = "mail-status"
 QCB_UNSUPPORTED = frozenset(
@@ -71,9 +78,6 @@ QCB_UNSUPPORTED = frozenset(
         "interrupt-self",
         "suspend-self",
         "resume-self",
-        "block-work-self",
-        "kill-work-self",
-        "unblock-work-self",
         "requeue-work-self",
         "mail-license-status",
         "mail-report-status",
@@ -98,7 +102,8 @@ Action = tuple[str, int, int | None]
 
 
 def check_id(value: object, what: str = "job id") -> int:
-    """A positive id from an int or a string of digits; ValueError otherwise."""
+    """An id from an int or a string of digits: from 1 for a job, from 0 for a work item
+    (frame 0 is common); ValueError otherwise."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a {what}")
     if isinstance(value, int):
@@ -107,7 +112,8 @@ def check_id(value: object, what: str = "job id") -> int:
         number = int(value.strip())
     else:
         raise ValueError(f"{value!r} is not a {what}")
-    if not 0 < number <= MAX_ID:
+    lowest = 0 if what == "work id" else 1
+    if not lowest <= number <= MAX_ID:
         raise ValueError(f"{value!r} is not a {what}")
     return number
 
@@ -334,6 +340,21 @@ def failwork(job: object, work: object = None) -> None:
 
 def completework(job: object, work: object = None) -> None:
     _work_action("complete-work", job, work)
+
+
+def blockwork(job: object, work: object = None) -> None:
+    _work_action("block-work", job, work)
+
+
+def unblockwork(job: object, work: object = None) -> None:
+    _work_action("unblock-work", job, work)
+
+
+workunblock = unblockwork  # Qube's older name, used in its documented callbacks
+
+
+def killwork(job: object, work: object = None) -> None:
+    _work_action("kill-work", job, work)
 
 
 # -- inside the child: what the runner starts -----------------------------------------------

@@ -4,6 +4,7 @@ beside a chain of jobs, and a daemon killed while a callback runs. Real processe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -67,17 +68,26 @@ def test_the_seed_callbacks_conf_works_as_written(
     try:
         ok = api.submit("true", name="fine", env={})
         bad = api.submit("exit 4", name="broken", env={})
-        api.wait([ok, bad], timeout=30)
+        frames = tmp_path / "frames.txt"
+        array = api.submit(
+            f'echo "$LSB_JOBINDEX $QB_FRAME_NUMBER" >> {frames}', name="frames[1-3]", env={}
+        )
+        api.wait([ok, bad, array], timeout=30)
     finally:
         api.close()
-    # submitted.py twice, logFailuresToDB.py once, mail-status.qcb twice
-    wait_until(lambda: settled(db_path, 5), 30, "the callbacks to run")
+    # submitted.py 3 times, logFailuresToDB.py once, mail-status.qcb 3 times, checkWork.pl
+    # once per work item
+    wait_until(lambda: settled(db_path, 10), 30, "the callbacks to run")
     assert {status for *_, status in runs(db_path)} == {"done"}
     lines = (directory / "submitted.log").read_text().splitlines()
     assert sorted(line.split()[-3:] for line in lines) == [  # runs overlap: any order
         [str(ok), "fine", "submitted"],
         [str(bad), "broken", "submitted"],
+        [str(array), "frames", "submitted"],
     ]
+    assert sorted(frames.read_text().splitlines()) == ["1 1", "2 2", "3 3"]
+    work = sorted((directory / "work.log").read_text().splitlines())
+    assert work == [f"job {array} work {index} done-work-self-*" for index in (1, 2, 3)]
     conn = sqlite3.connect(directory / "failures.db")
     try:
         failures = conn.execute("SELECT job_id, name, exit_code, trigger FROM failures").fetchall()
@@ -85,7 +95,7 @@ def test_the_seed_callbacks_conf_works_as_written(
         conn.close()
     assert failures == [(bad, "broken", 4, "failed-job-self")]
     mails = sorted((db_path.parent / "mail").iterdir())
-    assert len(mails) == 2
+    assert len(mails) == 3
     history = tock_cli(db_path, "hist", str(bad)).stdout
     assert "logFailuresToDB.py on failed-job-self: done (exit 0)" in history
 
@@ -118,9 +128,24 @@ def test_misbehaving_callbacks_leave_a_chain_running(
     # own process, while the whole chain has finished: the tick never waited on them.
     pending = [row for row in runs(db_path) if row[2] == "pending"]
     assert len(pending) > 100
+    # The endless loops got their CPU burst, then a small share of a core: the jobs'
+    # processes were not starved (bench/callback_chain.py measures the chain's speed).
+    loops = _running("loops.py", tmp_path)
+    assert loops
+    for pid in loops:
+        used, age = _cpu_and_age(pid)
+        assert used <= 0.1 + 0.05 * age + 0.3, (pid, used, age)
     # A daemon killed outright takes its callbacks with it: none loops on for ever.
     proc.stop(signal.SIGKILL)
     wait_until(lambda: not _running("loops.py", tmp_path), 30, "the callbacks to die")
+
+
+def _cpu_and_age(pid: int) -> tuple[float, float]:
+    """CPU seconds a process has used, and seconds since it started."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return (int(fields[11]) + int(fields[12])) / tick, uptime - int(fields[19]) / tick
 
 
 def _running(name: str, under: Path) -> list[int]:
