@@ -132,7 +132,7 @@ def on_resume(ctx: TickContext, row: sqlite3.Row, payload: dict[str, Any]) -> No
     job = job_row(ctx, row["job_id"])
     if job is None or not allowed(ctx, row, job):
         return
-    if payload.get("work") is not None or (job["work_total"] and job["state"] == "RUN"):
+    if payload.get("work") is not None or (job["work_total"] and job["state"] != "PSUSP"):
         on_control(ctx, row, {**payload, "action": "unblock"})
         return
     if job["state"] != "PSUSP":

@@ -73,6 +73,15 @@ def _decode_tail(tail: bytes, truncated: bool) -> str:
     return tail.decode("utf-8", errors="replace")
 
 
+def _signal_leader(pid: int, number: int) -> None:
+    """Stop or continue the callback's own process only: that is the CPU the budget counts,
+    and a group member left stopped would stay so for ever if the daemon died meanwhile
+    (the leader dies with the daemon; nothing would continue the rest). The pid is not
+    reaped before its reader thread ends, so it cannot have been reused."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, number)
+
+
 class _Run:
     """One started child, from its start until it has been reaped."""
 
@@ -419,14 +428,14 @@ class CallbackPool:
         if run.stopped_until is not None:
             if now < run.stopped_until:
                 return run.stopped_until
-            killpg(run.pid, signal.SIGCONT)
+            _signal_leader(run.pid, signal.SIGCONT)
             run.throttled += now - run.stopped_at
             run.stopped_until = None
         cpu = cpu_seconds(run.pid)
         pause = 0.0 if cpu is None else budget.pause_for(cpu, now - run.started)
         if pause <= 0:
             return now + self.CPU_CHECK
-        killpg(run.pid, signal.SIGSTOP)
+        _signal_leader(run.pid, signal.SIGSTOP)
         run.stopped_at, run.stopped_until = now, now + pause
         return run.stopped_until
 

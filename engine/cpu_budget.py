@@ -5,7 +5,7 @@ hold a core for its whole timeout, and on a small machine the jobs' own processe
 with them every hop of a chain, slow down: measured here, a single busy process at the
 lowest priority Linux offers (SCHED_IDLE) still made a 100-job chain 1.5x slower on 2
 cores (the contention is below the guest's scheduler). So a run that has used more than
-`burst` seconds of CPU is stopped (SIGSTOP to its process group) until its use is back
+`burst` seconds of CPU is stopped (SIGSTOP to its own process) until its use is back
 within `burst + share * elapsed`, then continued: after its burst it gets `share` of a
 core at most. Its timeout still applies, on the wall clock.
 

@@ -217,10 +217,8 @@ def job_predicate(
 
 # --- work item counts -------------------------------------------------------------------
 
+
 # Counts that never go down: an item that has ended or started stays so.
-MONOTONE_COUNTS = frozenset({"numdone", "numexit", "numended", "numstart"})
-
-
 @dataclass(frozen=True, slots=True)
 class WorkCounts:
     total: int
@@ -273,29 +271,12 @@ def _count_of(func: str, counts: WorkCounts) -> int:
     raise ValueError(f"unknown count function {func!r}")
 
 
-def _reachable(func: str, counts: WorkCounts) -> int:
-    """The largest value a monotone count can still reach: every unfinished item ends the
-    way it asks. An item is RUN from its dispatch, before its command starts, so numstart
-    also counts the dispatched ones: without them a dependent would be declared an orphan
-    while its parent is merely on its way. It must be those exactly, not every RUN item,
-    or the bound would grow when one starts and an INVALID turn back into FALSE."""
-    unfinished = counts.pend + counts.run
-    if func == "numdone":
-        return counts.done + unfinished
-    if func == "numexit":
-        return counts.exit + unfinished
-    if func == "numended":
-        return counts.total
-    return counts.started + counts.pend + counts.dispatched  # numstart
-
-
 def count_predicate(func: str, facts: JobFacts | None, op: str, n: int | None) -> Value:
     """LSF's num*(job, op N) and num*(job, *) (`n` None: the count equals the total).
 
-    TRUE while the comparison holds. INVALID once it never can again: the job has finished
-    (its counts are final), or a count that only grows has passed an upper bound or can no
-    longer reach a lower one. numrun and numpend go up and down, so they stay FALSE until
-    the job finishes. A job whose record is gone is INVALID, as for job_predicate.
+    TRUE while the comparison holds; INVALID once the job has finished (DONE or EXIT: its
+    counts are final) and it does not; FALSE otherwise. A job whose record is gone is
+    INVALID, as for job_predicate.
     """
     if facts is None:
         return INVALID
@@ -305,13 +286,7 @@ def count_predicate(func: str, facts: JobFacts | None, op: str, n: int | None) -
     count = _count_of(func, counts)
     if COMPARE[op](count, n):
         return T
-    if facts.state in FINISHED:
-        return INVALID
-    if func not in MONOTONE_COUNTS or op == "!=":
-        return F  # a count that goes down may come back; one that grows may leave n
-    # The comparison fails now, and the count can only grow from here.
-    if op in ("<", "<=") or (op == "==" and count > n):
-        return INVALID
-    if not COMPARE[">=" if op == "==" else op](_reachable(func, counts), n):
-        return INVALID
-    return F
+    # Only a finished job's counts are final: while it runs, a retried item (Qube's
+    # retry-work-self after a failure) takes its count back down, so an early INVALID
+    # could orphan a dependent that would have run.
+    return INVALID if facts.state in FINISHED else F

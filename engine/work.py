@@ -230,6 +230,7 @@ def control_item(
         if state not in ITEM_ENDED:
             return f"work item {index} is {state}"
         _set_item(ctx, job_id, index, "PEND", "retried", user, reason, state, started=0)
+        _clear_kill(ctx, job_id)
         reopen_job(ctx, job, user, f"work item {index} retried")
     elif action in ("complete", "fail", "kill"):
         to = "DONE" if action == "complete" else "EXIT"
@@ -282,6 +283,11 @@ def _set_item(
     ctx.changed.add(job_id)
 
 
+def _clear_kill(ctx: TickContext, job_id: int) -> None:
+    """Items given another run are no longer under an earlier kill of their job."""
+    ctx.conn.execute("UPDATE jobs SET kill_requested_by = NULL WHERE id = ?", (job_id,))
+
+
 def reopen_job(ctx: TickContext, job: sqlite3.Row, user: str, reason: str) -> None:
     """A finished job given work again goes back to PEND: its condition is evaluated anew
     and its pending items start when it holds."""
@@ -329,6 +335,7 @@ def control_job_items(ctx: TickContext, job: sqlite3.Row, action: str, user: str
             job["id"], "items_retried", user=user, reason=f"{len(items)} item{plural}: {reason}"
         )
         ctx.changed.add(job["id"])
+        _clear_kill(ctx, job["id"])
         reopen_job(ctx, job, user, reason)
         return len(items)
     for item in items:

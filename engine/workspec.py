@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 MAX_INDEX = 2_147_483_646  # LSF's largest array index
 MAX_ITEMS = 100_000  # per job: each item is a row written at submit
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"[0-9]+")  # ASCII only: \d would take other scripts' digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +54,11 @@ def _number(text: str, at: int, what: str) -> tuple[int, int]:
     if match is None:
         shown = text[at : at + 10] or "end of input"
         raise _Error(at, f"expected {what}, found {shown!r}")
-    value = int(match.group())
-    if value > MAX_INDEX:
-        raise _Error(at, f"{match.group()!r} is above the largest index {MAX_INDEX}")
-    return value, match.end()
+    digits = match.group()
+    if len(digits) > len(str(MAX_INDEX)) or int(digits) > MAX_INDEX:
+        shown = digits if len(digits) <= 20 else digits[:20] + "..."
+        raise _Error(at, f"{shown!r} is above the largest index {MAX_INDEX}")
+    return int(digits), match.end()
 
 
 def _items(text: str, start: int, end: int) -> tuple[list[int], list[tuple[int, int, int]]]:

@@ -203,11 +203,17 @@ def add_items(engine: Engine, job_id: int, *states: str) -> None:
 
 
 def items_change(
-    engine: Engine, job_id: int, state: str, *indexes: int, started: bool | None = None
+    engine: Engine,
+    job_id: int,
+    state: str,
+    *indexes: int,
+    started: bool | None = None,
+    job_state: str | None = None,
 ) -> None:
     """What the scheduler does when items of a job change state: in a tick's transaction,
     update them (the triggers keep the counters), mark the job changed, and settle.
-    `started` False: dispatched items whose command has not started yet."""
+    `started` False: dispatched items whose command has not started yet; `job_state`: the
+    job's own new state (the last item ended)."""
     if started is None:
         started = state != "PEND"
     conn = engine.conn
@@ -224,6 +230,8 @@ def items_change(
             "UPDATE work_items SET state = ?, started = started OR ? WHERE job_id = ? AND idx = ?",
             [(state, int(started), job_id, idx) for idx in indexes],
         )
+        if job_state is not None:
+            conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (job_state, job_id))
         ctx.changed.add(job_id)
         settle(ctx)
 
@@ -274,13 +282,15 @@ def test_counts_follow_the_work_item_counters_and_re_evaluate_dependents(
     assert dep(engine, busy) == ("false", 0)  # numrun goes down again
 
     items_change(engine, render, "EXIT", 3)
-    assert dep(engine, clean) == ("invalid", 0)  # an exit can never be undone
+    assert dep(engine, clean) == ("false", 0)  # a retry of item 3 may still undo the exit
+    assert dep(engine, half) == ("true", 1)
+    items_change(engine, render, "DONE", 4, job_state="EXIT")
+    assert dep(engine, clean) == ("invalid", 0)  # finished: the counts are final
     reason = engine.api.job(clean).pending_reason
     assert reason is not None and "Dependency condition invalid or never satisfied" in reason
-    assert dep(engine, half) == ("true", 1)
 
 
-def test_star_means_every_item_and_an_unreachable_count_makes_an_orphan(
+def test_star_means_every_item_and_a_finished_job_short_of_it_makes_an_orphan(
     engine: Engine, render: int
 ) -> None:
     every = engine.api.submit("true", condition="numdone(render, *)", terminate_orphan=True, env={})
@@ -289,7 +299,9 @@ def test_star_means_every_item_and_an_unreachable_count_makes_an_orphan(
     assert engine.state(every) == "PEND"
     items_change(engine, render, "DONE", 1, 2)
     assert engine.state(every) == "PEND"
-    items_change(engine, render, "EXIT", 4)  # done can now reach 3 of 4 at most
+    items_change(engine, render, "EXIT", 4)  # done can now reach 3 of 4, unless retried
+    assert engine.state(every) == "PEND"
+    items_change(engine, render, "DONE", 3, job_state="EXIT")
     assert engine.state(every) == "EXIT"
     assert "orphan" in (engine.api.job(every).exit_reason or "")
     assert dep(engine, some) == ("true", 1)
@@ -307,6 +319,8 @@ def test_dispatched_items_may_still_start(engine: Engine, render: int) -> None:
     assert job_facts(engine.conn, [render])[render].work_dispatched == 0
     assert dep(engine, every) == ("false", 0)
     items_change(engine, render, "EXIT", 3, started=False)  # killed before it started
+    assert engine.state(every) == "PSUSP"  # a retry could still start it
+    items_change(engine, render, "DONE", 1, 2, 4, job_state="EXIT")
     assert engine.state(every) == "EXIT"
     assert "orphan" in (engine.api.job(every).exit_reason or "")
 

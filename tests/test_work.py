@@ -405,3 +405,34 @@ def test_work_item_zero_can_be_named_by_an_action() -> None:
     assert qb.parse_action("fail-work 12 0") == ("fail-work", 12, 0)
     with pytest.raises(ValueError, match="is not a job id"):
         qb.parse_action("retry 0")
+
+
+def test_a_retry_lifts_an_earlier_kill_and_resume_releases_held_items(engine: Engine) -> None:
+    job = engine.api.submit("render", name="r[1-3]%1")
+    engine.tick()
+    ((run_id, _),) = active_runs(engine, job)
+    engine.append(journal.RUN_STARTED, job_id=job, run_id=run_id, payload={"pid": 7})
+    engine.tick()
+    engine.api.kill(job)
+    engine.tick()
+    engine.api.control(job, "retry", work=3)
+    engine.tick()
+    engine.append(journal.RUN_FINISHED, job_id=job, run_id=run_id, payload={"exit_code": 0})
+    engine.tick()
+    assert run_items(engine, job, {3: 1}) == [3]
+    last = engine.api.history(job)
+    assert [(e.event, e.work_index) for e in last[-2:]] == [("exit", 3), ("exit", None)]
+    held = engine.api.submit("render", name="h[1-2]", condition=f"done({job})")
+    engine.api.control(held, "block", work=1)
+    engine.tick()
+    engine.api.resume(held)
+    engine.tick()
+    assert items(engine, held)[1] == "PEND"
+
+
+def test_indices_are_ascii_digits_of_bounded_length() -> None:
+    from engine.workspec import parse_work_name
+
+    assert not parse_work_name("r[\u0661-\u0663]").ok
+    result = parse_work_name("r[" + "1" * 5000 + "]")
+    assert result.diagnostics[0].startswith("-J:1:3: '11111111111111111111...' is above")
