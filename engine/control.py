@@ -183,11 +183,6 @@ def _control_array(
     if action == "kill":
         stop_job(ctx, row, job, "killed")
         return None
-    if action == "retry" and state == "DONE":
-        ctx.conn.execute(
-            "UPDATE work_items SET state = 'EXIT' WHERE job_id = ? AND state = 'DONE'",
-            (job["id"],),
-        )
     if action not in ("block", "unblock", "retry", "complete", "fail"):
         return f"unknown action {action!r}"
     if action != "retry" and state in FINISHED_STATES:

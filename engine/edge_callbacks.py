@@ -188,8 +188,6 @@ class CallbackEdge:
             for action in result.actions:
                 verb = action.action.removesuffix("-work")
                 payload = {"action": verb, "work": action.work_id, "via": f"callback {result.key}"}
-                if action.action.endswith("-work") and action.work_id is None:
-                    continue  # the protocol refuses it already
                 pending.add(
                     time=now, kind=journal.CONTROL, user=user, payload=payload, job_id=action.job_id
                 )

@@ -283,6 +283,24 @@ def _set_item(
     ctx.changed.add(job_id)
 
 
+def _retry_items(ctx: TickContext, job: sqlite3.Row, user: str, via: str) -> int:
+    """The failed items run again, in one history row; every item when the job ended DONE."""
+    reason = f"retry by {via}"
+    again = "DONE" if job["state"] == "DONE" else "EXIT"
+    count = ctx.conn.execute(
+        "UPDATE work_items SET state = 'PEND', started = 0, reason = ?, end_time = NULL "
+        "WHERE job_id = ? AND state = ?",
+        (reason, job["id"], again),
+    ).rowcount
+    if count:
+        plural = "s" if count > 1 else ""
+        ctx.history(job["id"], "items_retried", user=user, reason=f"{count} item{plural}: {reason}")
+        ctx.changed.add(job["id"])
+        _clear_kill(ctx, job["id"])
+        reopen_job(ctx, job, user, reason)
+    return count
+
+
 def _clear_kill(ctx: TickContext, job_id: int) -> None:
     """Items given another run are no longer under an earlier kill of their job."""
     ctx.conn.execute("UPDATE jobs SET kill_requested_by = NULL WHERE id = ?", (job_id,))
@@ -311,10 +329,11 @@ def reopen_job(ctx: TickContext, job: sqlite3.Row, user: str, reason: str) -> No
 
 def control_job_items(ctx: TickContext, job: sqlite3.Row, action: str, user: str, via: str) -> int:
     """block/unblock/retry/complete/fail every item it applies to; how many."""
+    if action == "retry":
+        return _retry_items(ctx, job, user, via)
     wanted = {
         "block": ("PEND",),
         "unblock": ("PSUSP",),
-        "retry": ("EXIT",),
         "complete": ("PEND", "PSUSP"),
         "fail": ("PEND", "PSUSP"),
     }[action]
@@ -323,21 +342,6 @@ def control_job_items(ctx: TickContext, job: sqlite3.Row, action: str, user: str
         f"SELECT idx FROM work_items WHERE job_id = ? AND state IN ({marks}) ORDER BY idx",
         (job["id"], *wanted),
     ).fetchall()
-    if action == "retry" and items:
-        reason = f"retry by {via}"
-        ctx.conn.execute(
-            "UPDATE work_items SET state = 'PEND', started = 0, reason = ?, end_time = NULL "
-            "WHERE job_id = ? AND state = 'EXIT'",
-            (reason, job["id"]),
-        )
-        plural = "s" if len(items) > 1 else ""
-        ctx.history(
-            job["id"], "items_retried", user=user, reason=f"{len(items)} item{plural}: {reason}"
-        )
-        ctx.changed.add(job["id"])
-        _clear_kill(ctx, job["id"])
-        reopen_job(ctx, job, user, reason)
-        return len(items)
     for item in items:
         control_item(ctx, job, item["idx"], action, user, via)
     return len(items)

@@ -5,7 +5,6 @@ LSF's `bkill "12[3]"`."""
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 
 import click
@@ -34,10 +33,6 @@ def target(ctx: click.Context, word: str) -> tuple[int, int | None]:
     return job_id, int(match["index"])
 
 
-def _shown(job_id: int, index: int | None) -> str:
-    return f"Job <{job_id}>" if index is None else f"Job <{job_id}[{index}]>"
-
-
 _MESSAGES = {
     "block": "{} is being blocked.",
     "unblock": "{} is being unblocked.",
@@ -48,18 +43,12 @@ _MESSAGES = {
 
 
 def _request(ctx: click.Context, action: str, words: tuple[str, ...]) -> None:
+    from engine.cli import _for_each_target
+
     api = _api(ctx)
-    failures = 0
-    for word in words:
-        try:
-            job_id, index = target(ctx, word)
-            api.control(job_id, action, index)
-            click.echo(_MESSAGES[action].format(_shown(job_id, index)))
-        except TockError as exc:
-            click.echo(f"tock: {exc}", err=True)
-            failures += 1
-    if failures:
-        sys.exit(1)
+    _for_each_target(
+        ctx, words, action, lambda job_id: api.control(job_id, action), _MESSAGES[action]
+    )
 
 
 def _command(action: str, doc: str) -> click.Command:
